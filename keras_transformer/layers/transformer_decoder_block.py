@@ -1,0 +1,129 @@
+"""Transformer decoder block: causal self-attention, optional cross attention, feed-forward."""
+
+import keras
+
+from keras_transformer.layers.transformer_encoder_block import (
+    TransformerEncoderBlock,
+    check_block_sizes,
+)
+from keras_transformer.layers.multi_head_attention import MultiHeadAttention
+
+
+@keras.saving.register_keras_serializable(package="keras_transformer")
+class TransformerDecoderBlock(TransformerEncoderBlock):
+    """One decoder layer: masked self-attention, optional cross attention, feed-forward.
+
+    Each sublayer has a residual connection and layer norm, post-norm or pre-norm as in
+    `TransformerEncoderBlock`. Self-attention is causal by default (position t sees only
+    positions <= t). With `cross_attention=True` a second attention lets every decoder position
+    attend to the encoder output (queries from the decoder, keys and values from the encoder,
+    masked by `encoder_padding_mask`), as in the original encoder-decoder Transformer.
+
+    Key/value cache for incremental decoding: pass `cache` (B, 2, S_max, N, H/N) and
+    `cache_update_index`; the block writes the new tokens' keys and values at that index, attends
+    over the cache with the causal mask offset accordingly, and returns `(outputs, cache)`.
+    Cross attention recomputes its keys and values from `encoder_sequence` at each call.
+
+    Args:
+        num_heads, intermediate_dim, dropout, activation, layer_norm_epsilon, normalize_first,
+        kernel_initializer: as in `TransformerEncoderBlock`.
+        cross_attention: bool. Add the encoder-decoder attention sublayer. Defaults to `False`.
+
+    Call arguments:
+        inputs: (B, T, H) decoder sequence.
+        encoder_sequence: (B, S, H) encoder output; required iff `cross_attention`.
+        padding_mask: (B, T) decoder padding mask. Optional.
+        encoder_padding_mask: (B, S) encoder padding mask. Optional.
+        attention_mask: (B, T, T) extra self-attention mask. Optional.
+        cache: (B, 2, S_max, N, H/N) self-attention key/value cache. Optional.
+        cache_update_index: int or scalar tensor; the position of the first of the T tokens.
+        use_causal_mask: bool. Defaults to `True`.
+        training: bool.
+
+    Returns:
+        (B, T, H) tensor, or `(outputs, cache)` when a cache is given.
+    """
+
+    def __init__(self, num_heads, intermediate_dim, cross_attention=False, **kwargs):
+        super().__init__(num_heads, intermediate_dim, **kwargs)
+        self.cross_attention = cross_attention
+
+    def build(self, inputs_shape, encoder_sequence_shape=None):
+        super().build(inputs_shape)
+        if self.cross_attention:
+            hidden_dim = inputs_shape[-1]
+            check_block_sizes(hidden_dim, self.num_heads)
+            encoder_shape = encoder_sequence_shape or inputs_shape
+            self.cross_attention_layer = MultiHeadAttention(
+                num_heads=self.num_heads,
+                key_dim=hidden_dim // self.num_heads,
+                dropout=self.dropout,
+                kernel_initializer=self.kernel_initializer,
+                dtype=self.dtype_policy,
+                name="cross_attention",
+            )
+            self.cross_attention_layer.build(inputs_shape, encoder_shape)
+            self.cross_attention_norm = self._layer_norm("cross_attention_norm", inputs_shape)
+            self.cross_attention_dropout = keras.layers.Dropout(
+                self.dropout, dtype=self.dtype_policy
+            )
+        self.built = True
+
+    def call(
+        self,
+        inputs,
+        encoder_sequence=None,
+        padding_mask=None,
+        encoder_padding_mask=None,
+        attention_mask=None,
+        cache=None,
+        cache_update_index=None,
+        use_causal_mask=True,
+        training=None,
+    ):
+        if self.cross_attention and encoder_sequence is None:
+            raise ValueError(
+                "This decoder block was built with `cross_attention=True`: pass "
+                "`encoder_sequence`."
+            )
+        if not self.cross_attention and encoder_sequence is not None:
+            raise ValueError(
+                "`encoder_sequence` was given but this block has no cross attention; build it "
+                "with `cross_attention=True`."
+            )
+        new_cache = []
+
+        def self_attend(x):
+            outputs = self.self_attention(
+                x,
+                x,
+                value_mask=padding_mask,
+                attention_mask=attention_mask,
+                use_causal_mask=use_causal_mask,
+                cache=cache,
+                cache_update_index=cache_update_index,
+                training=training,
+            )
+            if cache is not None:
+                outputs, updated = outputs
+                new_cache.append(updated)
+            return self.attention_dropout(outputs, training=training)
+
+        def cross_attend(x):
+            outputs = self.cross_attention_layer(
+                x, encoder_sequence, value_mask=encoder_padding_mask, training=training
+            )
+            return self.cross_attention_dropout(outputs, training=training)
+
+        x = self._sublayer(inputs, self.attention_norm, self_attend)  # (B, T, H)
+        if self.cross_attention:
+            x = self._sublayer(x, self.cross_attention_norm, cross_attend)
+        x = self._sublayer(
+            x, self.feed_forward_norm, lambda y: self.feed_forward(y, training=training)
+        )
+        return (x, new_cache[0]) if cache is not None else x
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"cross_attention": self.cross_attention})
+        return config

@@ -1,0 +1,78 @@
+"""Base classes: a backbone (functional model, dict in) and a task (backbone + head)."""
+
+import keras
+
+from keras_transformer.models.sizes import size_arguments
+
+
+class ModelBase(keras.Model):
+    """Restores our custom default `compile` when a `.keras` file is loaded."""
+
+    def compile_from_config(self, config):
+        config = keras.saving.deserialize_keras_object(config)
+        self.compile(**config)
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
+
+
+class Backbone(ModelBase):
+    """A functional model whose constructor arguments are its config.
+
+    Subclasses build their layers and functional graph in `__init__`, store every constructor
+    argument under its own name, and list them in `CONFIG_KEYS`.
+    """
+
+    CONFIG_KEYS = ()
+
+    @classmethod
+    def from_size(cls, size, **kwargs):
+        """Builds a model of a named size (`"tiny"`, `"mini"`, `"small"`, `"medium"`, `"base"`).
+
+        Keyword arguments (e.g. `vocabulary_size`) complete or override the size.
+        """
+        return cls(**size_arguments(size, **kwargs))
+
+    def get_config(self):
+        config = {"name": self.name, "trainable": self.trainable}
+        config.update({key: getattr(self, key) for key in self.CONFIG_KEYS})
+        config["dtype"] = keras.dtype_policies.serialize(self.dtype_policy)
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if isinstance(config.get("dtype"), dict):
+            config["dtype"] = keras.dtype_policies.deserialize(config["dtype"])
+        return cls(**config)
+
+
+class Task(ModelBase):
+    """A backbone plus a head, with a default `compile`.
+
+    `get_config` holds the serialized backbone and the task's own constructor arguments
+    (`CONFIG_KEYS`).
+    """
+
+    CONFIG_KEYS = ()
+
+    def get_config(self):
+        config = {"name": self.name, "trainable": self.trainable}
+        config["backbone"] = keras.saving.serialize_keras_object(self.backbone)
+        config.update({key: getattr(self, key) for key in self.CONFIG_KEYS})
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if isinstance(config.get("backbone"), dict):
+            config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"])
+        return cls(**config)
+
+
+class OptionalSegmentIds:
+    """Mixin: a dict input without `"segment_ids"` is called with `segment_ids=None` (all 0)."""
+
+    def __call__(self, inputs, *args, **kwargs):
+        if isinstance(inputs, dict) and "segment_ids" not in inputs:
+            inputs = {**inputs, "segment_ids": None}
+        return super().__call__(inputs, *args, **kwargs)

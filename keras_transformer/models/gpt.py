@@ -1,0 +1,317 @@
+"""GPT-style models: a causal decoder backbone and a causal language model with generation."""
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import ops
+
+from keras_transformer.layers import (
+    LanguageModelHead,
+    PositionEmbedding,
+    TokenEmbedding,
+    TransformerDecoderBlock,
+)
+from keras_transformer.models.backbone import Backbone, Task
+from keras_transformer.models.generation import pad_prompts, sample_next_token, sampler_settings
+from keras_transformer.models.sizes import check_sizes
+
+
+def causal_lm_inputs():
+    """The named inputs of causal LMs: token_ids and padding_mask, int (B, T)."""
+    return {
+        "token_ids": keras.Input(shape=(None,), dtype="int32", name="token_ids"),
+        "padding_mask": keras.Input(shape=(None,), dtype="int32", name="padding_mask"),
+    }
+
+
+@keras.saving.register_keras_serializable(package="keras_transformer")
+class GPTBackbone(Backbone):
+    """A GPT-2-style decoder-only Transformer: causal self-attention, pre-norm blocks.
+
+    Token + learned position embeddings and dropout, `num_layers` pre-norm
+    `TransformerDecoderBlock`s with causal self-attention (no cross attention), then a final
+    layer norm. Position t only sees positions <= t, so changing a later token never changes an
+    earlier output. `call_with_cache` runs the same layers incrementally with a key/value cache.
+
+    Inputs are a dict: `"token_ids"` int (B, T) and `"padding_mask"` (B, T), 1 at real tokens.
+
+    Args:
+        vocabulary_size: int. V.
+        num_layers: int. Number of decoder blocks.
+        num_heads: int. Attention heads; must divide `hidden_dim`.
+        hidden_dim: int. Width H.
+        intermediate_dim: int. Feed-forward inner width.
+        max_sequence_length: int. Longest sequence (context length). Defaults to `1024`.
+        dropout: float. Defaults to `0.1`.
+        layer_norm_epsilon: float. Defaults to `1e-5`.
+        activation: str. Feed-forward activation. Defaults to `"gelu_approximate"` (GPT-2).
+        dtype: dtype policy. Defaults to the global policy.
+
+    Returns:
+        (B, T, H) tensor.
+
+    Example:
+    >>> backbone = GPTBackbone.from_size("tiny", vocabulary_size=1000, max_sequence_length=64)
+    >>> backbone({"token_ids": np.ones((2, 8), "int32"),
+    ...           "padding_mask": np.ones((2, 8), "int32")}).shape
+    TensorShape([2, 8, 128])
+    """
+
+    CONFIG_KEYS = (
+        "vocabulary_size",
+        "num_layers",
+        "num_heads",
+        "hidden_dim",
+        "intermediate_dim",
+        "max_sequence_length",
+        "dropout",
+        "layer_norm_epsilon",
+        "activation",
+    )
+
+    def __init__(
+        self,
+        vocabulary_size,
+        num_layers,
+        num_heads,
+        hidden_dim,
+        intermediate_dim,
+        max_sequence_length=1024,
+        dropout=0.1,
+        layer_norm_epsilon=1e-5,
+        activation="gelu_approximate",
+        dtype=None,
+        **kwargs,
+    ):
+        check_sizes(
+            vocabulary_size=vocabulary_size,
+            num_layers=num_layers,
+            num_heads=num_heads,
+            hidden_dim=hidden_dim,
+            intermediate_dim=intermediate_dim,
+            max_sequence_length=max_sequence_length,
+            dropout=dropout,
+            layer_norm_epsilon=layer_norm_epsilon,
+        )
+        # === Layers ===
+        self.token_embedding = TokenEmbedding(
+            vocabulary_size, hidden_dim, dtype=dtype, name="token_embedding"
+        )
+        self.position_embedding = PositionEmbedding(
+            max_sequence_length, dtype=dtype, name="position_embedding"
+        )
+        self.embeddings_dropout = keras.layers.Dropout(dropout, dtype=dtype)
+        self.transformer_blocks = [
+            TransformerDecoderBlock(
+                num_heads,
+                intermediate_dim,
+                dropout=dropout,
+                activation=activation,
+                layer_norm_epsilon=layer_norm_epsilon,
+                normalize_first=True,
+                dtype=dtype,
+                name=f"transformer_block_{i}",
+            )
+            for i in range(num_layers)
+        ]
+        self.final_norm = keras.layers.LayerNormalization(
+            epsilon=layer_norm_epsilon, dtype=dtype, name="final_norm"
+        )
+
+        # === Functional model ===
+        inputs = causal_lm_inputs()
+        x = self.token_embedding(inputs["token_ids"])  # (B, T, H)
+        x = self.embeddings_dropout(x + self.position_embedding(x))
+        for block in self.transformer_blocks:
+            x = block(x, padding_mask=inputs["padding_mask"])
+        outputs = self.final_norm(x)
+        super().__init__(inputs=inputs, outputs=outputs, dtype=dtype, **kwargs)
+
+        # === Config ===
+        self.vocabulary_size = vocabulary_size
+        self.num_layers = num_layers
+        self.num_heads = num_heads
+        self.hidden_dim = hidden_dim
+        self.intermediate_dim = intermediate_dim
+        self.max_sequence_length = max_sequence_length
+        self.dropout = dropout
+        self.layer_norm_epsilon = layer_norm_epsilon
+        self.activation = activation
+
+    def empty_cache(self, batch_size, length):
+        """A zero key/value cache, (B, num_layers, 2, length, N, H/N), in the compute dtype."""
+        head_dim = self.hidden_dim // self.num_heads
+        shape = (batch_size, self.num_layers, 2, length, self.num_heads, head_dim)
+        return ops.zeros(shape, dtype=self.transformer_blocks[0].compute_dtype)
+
+    def call_with_cache(self, token_ids, cache, cache_update_index):
+        """Runs T new tokens at positions `cache_update_index ..` against the cache.
+
+        Args:
+            token_ids: int (B, T).
+            cache: (B, num_layers, 2, S_max, N, H/N), from `empty_cache` or a previous call.
+            cache_update_index: int or scalar tensor. Position of the first token.
+
+        Returns:
+            `(hidden, cache)`: (B, T, H) outputs and the updated cache.
+        """
+        x = self.token_embedding(token_ids)
+        x = x + self.position_embedding(x, start_index=cache_update_index)
+        caches = []
+        for i, block in enumerate(self.transformer_blocks):
+            x, layer_cache = block(
+                x, cache=cache[:, i, ...], cache_update_index=cache_update_index, training=False
+            )
+            caches.append(layer_cache)
+        return self.final_norm(x), ops.stack(caches, axis=1)
+
+
+@keras.saving.register_keras_serializable(package="keras_transformer")
+class GPTCausalLM(Task):
+    """Causal language model: a `GPTBackbone` and a `LanguageModelHead` tied to its embedding.
+
+    Predicts token t+1 from tokens <= t at every position. Train with targets = inputs shifted
+    by one and sample weights = the padding mask (see `keras_transformer.data.pipelines`).
+    `generate` decodes with a key/value cache in a compiled `tf.function`.
+
+    Args:
+        backbone: `GPTBackbone`.
+
+    Returns:
+        (B, T, V) logits.
+
+    Example:
+    >>> model = GPTCausalLM(GPTBackbone.from_size("tiny", vocabulary_size=100,
+    ...                                           max_sequence_length=64))
+    >>> model.generate([[1, 2, 3]], max_new_tokens=5)["token_ids"].shape
+    (1, 8)
+    """
+
+    def __init__(self, backbone, **kwargs):
+        inputs = causal_lm_inputs()
+        self.lm_head = LanguageModelHead(
+            backbone.vocabulary_size,
+            token_embedding=backbone.token_embedding,
+            dtype=backbone.dtype_policy,
+            name="lm_head",
+        )
+        logits = self.lm_head(backbone(inputs))
+        super().__init__(inputs=inputs, outputs=logits, **kwargs)
+        self.backbone = backbone
+        self._generate_function = None
+
+    def compile(self, optimizer="auto", loss="auto", weighted_metrics="auto", **kwargs):
+        """Compiles with AdamW (lr 3e-4, weight decay 0.01), from-logits cross-entropy and
+        accuracy weighted by the sample weights, unless given."""
+        if optimizer == "auto":
+            optimizer = keras.optimizers.AdamW(3e-4, weight_decay=0.01)
+        if loss == "auto":
+            loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        if weighted_metrics == "auto":
+            weighted_metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+        super().compile(optimizer=optimizer, loss=loss, weighted_metrics=weighted_metrics, **kwargs)
+
+    def generate_ids(
+        self, token_ids, padding_mask, temperature, top_k, top_p, seed, end_token_id
+    ):
+        """The decoding loop, in TensorFlow graph ops (also used by SavedModel export).
+
+        Fills every position of the right-padded (B, L) buffer `token_ids` whose `padding_mask`
+        is false with a sampled token, left to right, feeding one token per step through the
+        key/value cache. Rows stop after `end_token_id` (`-1`: never); their remaining
+        positions stay 0 with a false mask.
+
+        Returns:
+            `(token_ids, padding_mask)`, both (B, L); the mask is true at prompt and generated
+            tokens.
+        """
+        token_ids = tf.cast(token_ids, tf.int32)
+        prompt_mask = tf.cast(padding_mask, tf.bool)
+        batch_size, length = tf.shape(token_ids)[0], tf.shape(token_ids)[1]
+        cache = self.backbone.empty_cache(batch_size, length)
+        _, cache = self.backbone.call_with_cache(token_ids, cache, 0)  # prefill
+        start = tf.reduce_min(tf.reduce_sum(tf.cast(prompt_mask, tf.int32), axis=1))
+        seed = tf.cast(seed, tf.int32)
+
+        def keep_going(index, token_ids, mask, cache, done):
+            return tf.logical_and(index < length, tf.logical_not(tf.reduce_all(done)))
+
+        def step(index, token_ids, mask, cache, done):
+            previous = token_ids[:, index - 1 : index]  # (B, 1)
+            hidden, cache = self.backbone.call_with_cache(previous, cache, index - 1)
+            logits = self.lm_head(hidden)[:, 0, :]  # (B, V)
+            step_seed = tf.stack([seed[0], seed[1] + index])
+            sampled = sample_next_token(logits, temperature, top_k, top_p, step_seed)
+            is_prompt = prompt_mask[:, index]
+            generated = tf.logical_and(tf.logical_not(is_prompt), tf.logical_not(done))
+            current = token_ids[:, index]
+            new = tf.where(is_prompt, current, tf.where(generated, sampled, 0))
+            done = tf.logical_or(done, tf.logical_and(generated, tf.equal(new, end_token_id)))
+            token_ids = ops.slice_update(token_ids, [0, index], new[:, tf.newaxis])
+            new_mask = tf.logical_or(is_prompt, generated)
+            mask = ops.slice_update(mask, [0, index], new_mask[:, tf.newaxis])
+            return index + 1, token_ids, mask, cache, done
+
+        done = tf.zeros([batch_size], tf.bool)
+        _, token_ids, mask, _, _ = tf.while_loop(
+            keep_going, step, (start, token_ids, prompt_mask, cache, done)
+        )
+        return token_ids, mask
+
+    def generate(
+        self,
+        prompts,
+        max_new_tokens=32,
+        sampler="greedy",
+        temperature=1.0,
+        top_k=50,
+        top_p=0.9,
+        seed=None,
+        end_token_id=None,
+    ):
+        """Continues each prompt by up to `max_new_tokens` tokens.
+
+        Args:
+            prompts: a list of lists of token ids (any lengths), a (B, T) array, or a dict with
+                right-padded `"token_ids"` and `"padding_mask"`.
+            max_new_tokens: int. How many tokens to add to the longest prompt.
+            sampler: `"greedy"`, `"top_k"`, `"top_p"` or `"random"`. Defaults to `"greedy"`.
+            temperature: float. Divides the logits before sampling. Defaults to `1.0`.
+            top_k: int. Used by `"top_k"`. Defaults to `50`.
+            top_p: float. Used by `"top_p"`. Defaults to `0.9`.
+            seed: int or `None`. The same seed gives the same samples.
+            end_token_id: int or `None`. Stop a row after this token.
+
+        Returns:
+            A dict of numpy arrays `"token_ids"` and `"padding_mask"`, (B, T + max_new_tokens):
+            the prompts followed by the generated tokens.
+        """
+        if not isinstance(max_new_tokens, int) or max_new_tokens <= 0:
+            raise ValueError(f"`max_new_tokens` must be a positive integer. Got {max_new_tokens}")
+        temperature, top_k, top_p = sampler_settings(sampler, temperature, top_k, top_p)
+        token_ids, padding_mask = pad_prompts(prompts)
+        total = token_ids.shape[1] + max_new_tokens
+        limit = self.backbone.max_sequence_length
+        if total > limit:
+            raise ValueError(
+                f"Prompt length {token_ids.shape[1]} + max_new_tokens {max_new_tokens} = {total} "
+                f"exceeds the model's max_sequence_length={limit}. Shorten the prompt or ask "
+                "for fewer tokens."
+            )
+        pad = ((0, 0), (0, max_new_tokens))
+        token_ids = np.pad(token_ids, pad)
+        padding_mask = np.pad(padding_mask, pad)
+        if seed is None:
+            seed = np.random.randint(0, 2**31 - 1)
+        if self._generate_function is None:
+            self._generate_function = tf.function(self.generate_ids, reduce_retracing=True)
+        ids, mask = self._generate_function(
+            tf.constant(token_ids),
+            tf.constant(padding_mask),
+            tf.constant(temperature, tf.float32),
+            tf.constant(top_k, tf.int32),
+            tf.constant(top_p, tf.float32),
+            tf.constant([seed, 0], tf.int32),
+            tf.constant(-1 if end_token_id is None else end_token_id, tf.int32),
+        )
+        return {"token_ids": ids.numpy(), "padding_mask": mask.numpy()}
