@@ -63,7 +63,8 @@ def run_layer_checks(layer_cls, init_kwargs, call_args, call_kwargs=None, num_we
         loss = model.train_on_batch(call_args, np.ones_like(expected))
         assert np.isfinite(loss)
         assert any(
-            not np.allclose(b, np.array(w)) for b, w in zip(before, layer.trainable_weights)
+            not np.allclose(b, np.array(w))
+            for b, w in zip(before, layer.trainable_weights, strict=True)
         )
     return outputs
 

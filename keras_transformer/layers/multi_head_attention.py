@@ -198,16 +198,20 @@ class MultiHeadAttention(keras.layers.Layer):
         return outputs[0] if len(outputs) == 1 else outputs
 
     def _attention_mask(
-        self, query_heads, key_heads, query_mask, key_mask, attention_mask, use_causal_mask,
+        self,
+        query_heads,
+        key_heads,
+        query_mask,
+        key_mask,
+        attention_mask,
+        use_causal_mask,
         cache_index,
     ):
         causal = None
         if use_causal_mask:
             shape_q, shape_k = ops.shape(query_heads), ops.shape(key_heads)
             causal = compute_causal_mask(shape_q[0], shape_q[1], shape_k[1], cache_index)
-        return merge_masks(
-            padding_to_attention_mask(query_mask, key_mask), attention_mask, causal
-        )
+        return merge_masks(padding_to_attention_mask(query_mask, key_mask), attention_mask, causal)
 
     def _attend(self, query_heads, key_heads, value_heads, mask, training):
         query_heads = query_heads * ops.cast(1.0 / math.sqrt(self.key_dim), query_heads.dtype)

@@ -51,7 +51,9 @@ class SinusoidalPositionEncoding(keras.layers.Layer):
         )
         angles = ops.expand_dims(positions, 1) * ops.expand_dims(frequencies, 0)  # (T, H/2)
         # Interleave: even features sin, odd features cos.
-        encoding = ops.reshape(ops.stack([ops.sin(angles), ops.cos(angles)], axis=-1), (-1, hidden_dim))
+        encoding = ops.reshape(
+            ops.stack([ops.sin(angles), ops.cos(angles)], axis=-1), (-1, hidden_dim)
+        )
         return ops.broadcast_to(ops.cast(encoding, self.compute_dtype), shape)
 
     def compute_output_shape(self, inputs_shape):

@@ -74,9 +74,7 @@ class TokenEmbedding(keras.layers.Layer):
             {
                 "vocabulary_size": self.vocabulary_size,
                 "hidden_dim": self.hidden_dim,
-                "embeddings_initializer": keras.initializers.serialize(
-                    self.embeddings_initializer
-                ),
+                "embeddings_initializer": keras.initializers.serialize(self.embeddings_initializer),
             }
         )
         return config

@@ -2,11 +2,11 @@
 
 import keras
 
+from keras_transformer.layers.multi_head_attention import MultiHeadAttention
 from keras_transformer.layers.transformer_encoder_block import (
     TransformerEncoderBlock,
     check_block_sizes,
 )
-from keras_transformer.layers.multi_head_attention import MultiHeadAttention
 
 
 @keras.saving.register_keras_serializable(package="keras_transformer")
@@ -83,8 +83,7 @@ class TransformerDecoderBlock(TransformerEncoderBlock):
     ):
         if self.cross_attention and encoder_sequence is None:
             raise ValueError(
-                "This decoder block was built with `cross_attention=True`: pass "
-                "`encoder_sequence`."
+                "This decoder block was built with `cross_attention=True`: pass `encoder_sequence`."
             )
         if not self.cross_attention and encoder_sequence is not None:
             raise ValueError(

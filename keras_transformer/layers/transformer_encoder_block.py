@@ -26,8 +26,8 @@ class TransformerEncoderBlock(keras.layers.Layer):
     `x = x + FFN(LN(x))`.
 
     Masks: `padding_mask` (B, T) hides padded keys, so outputs at real positions never depend on
-    what sits under the padding (outputs at padded positions are computed but meaningless). `attention_mask` (B, T, T) is an extra
-    explicit mask; both are combined.
+    what sits under the padding (outputs at padded positions are computed but meaningless).
+    `attention_mask` (B, T, T) is an extra explicit mask; both are combined.
 
     Args:
         num_heads: int. Number of attention heads N.

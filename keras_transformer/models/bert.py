@@ -41,9 +41,7 @@ def bert_inputs():
     """The named inputs of BERT-style models: token_ids, segment_ids (optional), padding_mask."""
     return {
         "token_ids": keras.Input(shape=(None,), dtype="int32", name="token_ids"),
-        "segment_ids": keras.Input(
-            shape=(None,), dtype="int32", name="segment_ids", optional=True
-        ),
+        "segment_ids": keras.Input(shape=(None,), dtype="int32", name="segment_ids", optional=True),
         "padding_mask": keras.Input(shape=(None,), dtype="int32", name="padding_mask"),
     }
 
@@ -261,7 +259,9 @@ class BertClassifier(OptionalSegmentIds, Task):
 
     CONFIG_KEYS = ("num_classes", "pooling", "dropout", "hidden_dim")
 
-    def __init__(self, backbone, num_classes, pooling="cls", dropout=0.1, hidden_dim=None, **kwargs):
+    def __init__(
+        self, backbone, num_classes, pooling="cls", dropout=0.1, hidden_dim=None, **kwargs
+    ):
         if pooling not in ("cls", "mean"):
             raise ValueError(f"`pooling` must be 'cls' or 'mean'. Received: pooling={pooling!r}")
         inputs = bert_inputs()

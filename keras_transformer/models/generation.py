@@ -53,8 +53,9 @@ def sample_next_token(logits, temperature, top_k, top_p, seed):
         scaled = logits / tf.maximum(tf.cast(temperature, tf.float32), 1e-6)
         vocabulary_size = tf.shape(scaled)[-1]
         ordered = tf.sort(scaled, axis=-1, direction="DESCENDING")  # (B, V)
-        k = tf.where(top_k > 0, tf.minimum(tf.cast(top_k, tf.int32), vocabulary_size),
-                     vocabulary_size)
+        k = tf.where(
+            top_k > 0, tf.minimum(tf.cast(top_k, tf.int32), vocabulary_size), vocabulary_size
+        )
         ranks = tf.range(vocabulary_size)[tf.newaxis, :]
         ordered = tf.where(ranks < k, ordered, -np.inf)  # top-k
         probabilities = tf.nn.softmax(ordered, axis=-1)
@@ -81,7 +82,8 @@ def pad_prompts(prompts, pad_id=0):
         token_ids = np.asarray(prompts["token_ids"])
         padding_mask = prompts.get("padding_mask")
         padding_mask = (
-            np.ones(token_ids.shape, bool) if padding_mask is None
+            np.ones(token_ids.shape, bool)
+            if padding_mask is None
             else np.asarray(padding_mask).astype(bool)
         )
     elif isinstance(prompts, np.ndarray) or tf.is_tensor(prompts):

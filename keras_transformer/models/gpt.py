@@ -211,9 +211,7 @@ class GPTCausalLM(Task):
             weighted_metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
         super().compile(optimizer=optimizer, loss=loss, weighted_metrics=weighted_metrics, **kwargs)
 
-    def generate_ids(
-        self, token_ids, padding_mask, temperature, top_k, top_p, seed, end_token_id
-    ):
+    def generate_ids(self, token_ids, padding_mask, temperature, top_k, top_p, seed, end_token_id):
         """The decoding loop, in TensorFlow graph ops (also used by SavedModel export).
 
         Fills every position of the right-padded (B, L) buffer `token_ids` whose `padding_mask`

@@ -184,7 +184,6 @@ class Seq2SeqTransformer(Backbone):
         )
         super().__init__(inputs=inputs, outputs=logits, dtype=dtype, **kwargs)
 
-
     def _embed(self, token_ids, position_layer, start_index=0, training=None):
         x = self.token_embedding(token_ids) * self._embedding_scale  # (B, T, H)
         check_sequence_length(ops.shape(x)[1], self.max_sequence_length)
@@ -284,8 +283,12 @@ class Seq2SeqTransformer(Backbone):
         def step(index, token_ids, mask, cache, done):
             previous = token_ids[:, index - 1 : index]
             logits, cache = self.decode(
-                previous, encoded, encoder_padding_mask, cache=cache,
-                cache_update_index=index - 1, training=False,
+                previous,
+                encoded,
+                encoder_padding_mask,
+                cache=cache,
+                cache_update_index=index - 1,
+                training=False,
             )
             step_seed = tf.stack([seed[0], seed[1] + index])
             sampled = sample_next_token(logits[:, 0, :], temperature, top_k, top_p, step_seed)

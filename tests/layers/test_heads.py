@@ -65,9 +65,7 @@ def test_tied_vocabulary_must_match():
 def test_classification_head_checks():
     x = random(4, 8)
     run_layer_checks(ClassificationHead, {"num_classes": 3}, [x], num_weights=2)
-    run_layer_checks(
-        ClassificationHead, {"num_classes": 3, "hidden_dim": 5}, [x], num_weights=4
-    )
+    run_layer_checks(ClassificationHead, {"num_classes": 3, "hidden_dim": 5}, [x], num_weights=4)
     logits = run_mixed_precision(ClassificationHead, {"num_classes": 3}, [x])
     assert logits.dtype == "float32"
 

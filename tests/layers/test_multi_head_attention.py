@@ -47,8 +47,10 @@ def test_equals_keras_multi_head_attention(masking):
     out_theirs, w_theirs = theirs(query, value, return_attention_scores=True, **kwargs)
     rows = np.ones((3, 6), bool) if "query_mask" not in kwargs else kwargs["query_mask"]
     assert_close(np.asarray(out_ours)[rows], np.asarray(out_theirs)[rows])
-    assert_close(np.asarray(w_ours)[rows[:, None, :].repeat(4, 1)],
-                 np.asarray(w_theirs)[rows[:, None, :].repeat(4, 1)])
+    assert_close(
+        np.asarray(w_ours)[rows[:, None, :].repeat(4, 1)],
+        np.asarray(w_theirs)[rows[:, None, :].repeat(4, 1)],
+    )
 
 
 def test_cross_attention_equals_keras():
@@ -114,15 +116,17 @@ def test_cache_decoding_equals_full_pass():
     steps = []
     for t in range(5):
         out, cache = layer(
-            x[:, t : t + 1], x[:, t : t + 1], use_causal_mask=True, cache=cache,
+            x[:, t : t + 1],
+            x[:, t : t + 1],
+            use_causal_mask=True,
+            cache=cache,
             cache_update_index=t,
         )
         steps.append(np.asarray(out))
     assert_close(np.concatenate(steps, axis=1), full)
     # A prefill of 3 tokens then 2 single steps gives the same too.
     cache = np.zeros((2, 2, 5, 4, 4), "float32")
-    head, cache = layer(x[:, :3], x[:, :3], use_causal_mask=True, cache=cache,
-                        cache_update_index=0)
+    head, cache = layer(x[:, :3], x[:, :3], use_causal_mask=True, cache=cache, cache_update_index=0)
     assert_close(head, full[:, :3])
 
 
