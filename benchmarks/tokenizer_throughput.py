@@ -1,0 +1,206 @@
+"""Tokenizer throughput: our core-TF WordPiece vs keras-nlp's (tensorflow-text) in one run.
+
+Both tokenize the movie_sentiment sentences inside `tf.data` (batch 256, parallel map,
+prefetch), with the same vocabulary and BERT-uncased settings (lowercase, strip accents). The
+runs alternate between the two tokenizers so that load from other processes hits both alike;
+the script prints sentences per second for each and the ratio of the medians. `--profile` adds
+where the time goes: a single-threaded TF1 session traces every op of one batch, grouped by the
+stage name scopes of `WordPieceTokenizer`.
+
+    python benchmarks/tokenizer_throughput.py                      # vocabulary trained here
+    python benchmarks/tokenizer_throughput.py --vocabulary vocab.txt --profile
+"""
+
+import argparse
+import collections
+import os
+import statistics
+import sys
+import tarfile
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import tensorflow as tf  # noqa: E402
+
+STAGES = ("unicode", "split", "lowercase", "word_lookup", "piece_search", "assemble")
+
+
+def load_texts():
+    """The movie_sentiment sentences: through keras_transformer.data, else from the sdist."""
+    try:
+        from keras_transformer.data import load_movie_sentiment
+
+        texts = []
+        for split in ("train", "validation", "test"):
+            texts.extend(load_movie_sentiment(split).texts)
+        return texts, "keras_transformer.data.load_movie_sentiment (all splits)"
+    except Exception as error:  # noqa: BLE001 - fall back to reading the pinned sdist.
+        print(f"keras_transformer.data unavailable ({error!r:.120}); reading the sdist.")
+    import subprocess
+
+    folder = tempfile.mkdtemp()
+    subprocess.run(
+        [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:"]
+        + ["vadersentiment==3.3.2", "-d", folder, "-q"],
+        check=True,
+    )
+    with tarfile.open(os.path.join(folder, "vaderSentiment-3.3.2.tar.gz")) as sdist:
+        inner = sdist.extractfile(
+            "vaderSentiment-3.3.2/additional_resources/hutto_ICWSM_2014.tar.gz"
+        ).read()
+    with tarfile.open(fileobj=__import__("io").BytesIO(inner)) as archive:
+        member = next(
+            m
+            for m in archive.getmembers()
+            if m.name.endswith("movieReviewSnippets_GroundTruth.txt")
+        )
+        lines = archive.extractfile(member).read().decode("utf-8").splitlines()
+    return [line.split("\t", 2)[2] for line in lines if line.strip()], "vadersentiment sdist"
+
+
+def throughput(tokenizer, texts, batch_size, parallel):
+    dataset = tf.data.Dataset.from_tensor_slices(texts).cache()
+    dataset = dataset.batch(batch_size).map(
+        tokenizer, num_parallel_calls=tf.data.AUTOTUNE if parallel else None
+    )
+    dataset = dataset.prefetch(tf.data.AUTOTUNE)
+    for _ in dataset:  # Warm up: trace, fill the cache.
+        pass
+
+    def run():
+        start = time.perf_counter()
+        for _ in dataset:
+            pass
+        return len(texts) / (time.perf_counter() - start)
+
+    return run
+
+
+def profile(build, texts, batch_size, batches=20):
+    """Per-op times of one batch in a single-threaded TF1 session, grouped by stage."""
+    graph = tf.Graph()
+    with graph.as_default():
+        tokenizer = build()
+        text = tf.compat.v1.placeholder(tf.string, [None])
+        call = getattr(tokenizer, "call", None)
+        ids = call(text) if call is not None else tokenizer(text)
+        fetches = [ids.flat_values, ids.row_splits]
+        init = tf.compat.v1.tables_initializer()
+    config = tf.compat.v1.ConfigProto(
+        inter_op_parallelism_threads=1, intra_op_parallelism_threads=1
+    )
+    chunks = [texts[i : i + batch_size] for i in range(0, len(texts), batch_size)]
+    with tf.compat.v1.Session(graph=graph, config=config) as session:
+        session.run(init)
+        for chunk in chunks[:3]:
+            session.run(fetches, {text: chunk})
+        start = time.perf_counter()
+        for chunk in chunks:
+            session.run(fetches, {text: chunk})
+        per_batch = (time.perf_counter() - start) / len(chunks)
+        options = tf.compat.v1.RunOptions(trace_level=tf.compat.v1.RunOptions.FULL_TRACE)
+        stage_time, stage_ops, op_time = collections.Counter(), collections.Counter(), {}
+        for chunk in chunks[:batches]:
+            metadata = tf.compat.v1.RunMetadata()
+            session.run(fetches, {text: chunk}, options=options, run_metadata=metadata)
+            for device in metadata.step_stats.dev_stats:
+                for node in device.node_stats:
+                    name = node.node_name.split(":")[0]
+                    stage = next((s for s in STAGES if f"{s}/" in name), "other")
+                    stage_time[stage] += node.all_end_rel_micros / batches
+                    stage_ops[stage] += 1 / batches
+                    op = node.timeline_label.split(" = ")[-1].split("(")[0] or name
+                    op_time[op] = op_time.get(op, 0) + node.all_end_rel_micros / batches
+    return per_batch, stage_time, stage_ops, op_time
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--vocabulary", default=None, help="vocab.txt; default: train one")
+    parser.add_argument("--vocabulary-size", type=int, default=30522)
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--profile", action="store_true")
+    args = parser.parse_args()
+
+    import keras_hub
+
+    from keras_transformer.text import (
+        WordPieceTokenizer,
+        load_vocabulary,
+        train_word_piece_vocabulary,
+    )
+
+    texts, source = load_texts()
+    if args.vocabulary:
+        vocabulary = load_vocabulary(args.vocabulary, required_tokens=("[UNK]",))
+        vocab_source = args.vocabulary
+    else:
+        vocabulary = train_word_piece_vocabulary(texts, args.vocabulary_size)
+        vocab_source = "trained on the text with keras-hub's trainer"
+    print(f"text: {len(texts)} sentences from {source}")
+    print(f"vocabulary: {len(vocabulary)} tokens, {vocab_source}")
+
+    ours = WordPieceTokenizer(vocabulary, lowercase=True, strip_accents=True)
+    reference = keras_hub.tokenizers.WordPieceTokenizer(
+        vocabulary, lowercase=True, strip_accents=True
+    )
+    data = tf.data.Dataset.from_tensor_slices(texts).batch(args.batch_size)
+    got = [row for batch in data.map(ours) for row in batch.to_list()]
+    expected = [row for batch in data.map(reference) for row in batch.to_list()]
+    mismatches = sum(a != b for a, b in zip(got, expected, strict=True))
+    tokens = sum(len(row) for row in got)
+    print(f"ids equal to keras-nlp's: {len(texts) - mismatches}/{len(texts)} sentences")
+    words = ours.split_words(tf.constant(texts)).flat_values
+    whole = ours._vocab_table.lookup(words)  # noqa: SLF001 - a statistic for the report.
+    missed = float(tf.reduce_mean(tf.cast(whole < 0, tf.float32)))
+    print(
+        f"{tokens / len(texts):.1f} tokens and {words.shape[0] / len(texts):.1f} words per "
+        f"sentence; {missed:.1%} of words are not whole in the vocabulary"
+    )
+
+    print(f"\ninside tf.data, batch {args.batch_size}, sentences/s (median of {args.repeats}):")
+    for parallel in (True, False):
+        runs = {
+            "ours": throughput(ours, texts, args.batch_size, parallel),
+            "keras-nlp": throughput(reference, texts, args.batch_size, parallel),
+        }
+        results = {name: [] for name in runs}
+        for _ in range(args.repeats):
+            for name, run in runs.items():
+                results[name].append(run())
+        medians = {name: statistics.median(values) for name, values in results.items()}
+        label = "parallel map (AUTOTUNE)" if parallel else "sequential map          "
+        print(
+            f"  {label}  ours {medians['ours']:9,.0f}   keras-nlp {medians['keras-nlp']:9,.0f}"
+            f"   ratio {medians['ours'] / medians['keras-nlp']:.2f}"
+            f"   (best {max(results['ours']):,.0f} / {max(results['keras-nlp']):,.0f})"
+        )
+
+    if args.profile:
+        print("\nwhere the time goes (single-threaded session, per batch):")
+        builders = {
+            "ours": lambda: WordPieceTokenizer(vocabulary),
+            "keras-nlp": lambda: keras_hub.tokenizers.WordPieceTokenizer(
+                vocabulary, lowercase=True, strip_accents=True
+            ),
+        }
+        for name, build in builders.items():
+            per_batch, stage_time, stage_ops, op_time = profile(build, texts, args.batch_size)
+            print(
+                f"  {name}: {per_batch * 1e3:.2f} ms/batch untraced, "
+                f"{sum(stage_ops.values()):.0f} ops run per batch"
+            )
+            if name == "ours":
+                for stage in STAGES + ("other",):
+                    print(
+                        f"    {stage:13s} {stage_time[stage]:7.0f} us  {stage_ops[stage]:4.0f} ops"
+                    )
+            top = sorted(op_time.items(), key=lambda item: -item[1])[:8]
+            print("    top ops: " + ", ".join(f"{op} {us:.0f}us" for op, us in top))
+
+
+if __name__ == "__main__":
+    main()

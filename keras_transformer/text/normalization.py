@@ -1,0 +1,249 @@
+"""In-graph Unicode normalization from core TensorFlow ops: NFD accent stripping and NFKC_Casefold.
+
+These reproduce what keras-hub's WordPiece pre-tokenizer gets from tensorflow-text (ICU):
+`normalize_utf8(text, "NFD")` followed by removing `\\p{Mn}`, and `case_fold_utf8`. Both are
+table driven: a per-code-point mapping (a `tf.lookup.StaticHashTable` into a ragged table of
+replacement code points), the canonical reordering of combining marks (a stable sort), and
+canonical composition (a `tf.while_loop` over character positions, vectorized over words).
+
+Only text that needs it takes the slow path: a regex gate sends ASCII and other unaffected strings
+straight through, so English text pays for one RE2 scan.
+"""
+
+import tensorflow as tf
+
+from keras_transformer.text.string_ops import join_rows, split_characters
+from keras_transformer.text.unicode_tables import get_unicode_tables, ranges_to_regex_class
+
+# The string table's default: no character maps to it.
+_UNMAPPED = "\x00"
+# Bits for a code point (U+10FFFF < 2**21) in a composition-pair key.
+_CODE_POINT_BITS = 21
+
+
+class _CodePointMap(tf.Module):
+    """Maps each code point to a (possibly empty) sequence of code points.
+
+    Args:
+        mapping: dict. Code point to a tuple of code points; code points absent from the dict map
+            to themselves.
+        name: str. The module name.
+    """
+
+    def __init__(self, mapping, name=None):
+        super().__init__(name=name)
+        keys = sorted(mapping)
+        rows = [mapping[key] for key in keys]
+        lengths = [len(row) for row in rows]
+        starts = [0]
+        for length in lengths[:-1]:
+            starts.append(starts[-1] + length)
+        self._table = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(
+                tf.constant(keys, tf.int64), tf.range(len(keys), dtype=tf.int64)
+            ),
+            default_value=-1,
+        )
+        self._starts = tf.constant(starts, tf.int64)
+        self._lengths = tf.constant(lengths, tf.int64)
+        self._values = tf.constant([c for row in rows for c in row] or [0], tf.int32)
+
+    def __call__(self, code_points):
+        """Apply the mapping.
+
+        Args:
+            code_points: int32 `tf.RaggedTensor` of shape (N, (C)).
+
+        Returns:
+            int32 `tf.RaggedTensor` of shape (N, (C')): each code point replaced by its mapping.
+        """
+        flat = code_points.flat_values  # (F,)
+        index = self._table.lookup(tf.cast(flat, tf.int64))
+        mapped = index >= 0
+        safe_index = tf.maximum(index, 0)
+        lengths = tf.where(mapped, tf.gather(self._lengths, safe_index), 1)  # (F,)
+        # Dense index arithmetic: ragged broadcasting ops are slow inside tf.data.
+        owner = tf.repeat(tf.range(tf.size(flat, out_type=tf.int64)), lengths)  # (F',)
+        ends = tf.cumsum(lengths)
+        within = tf.range(tf.size(owner, out_type=tf.int64)) - tf.gather(ends - lengths, owner)
+        source = tf.gather(tf.gather(self._starts, safe_index), owner) + within
+        new_flat = tf.where(
+            tf.gather(mapped, owner), tf.gather(self._values, source), tf.gather(flat, owner)
+        )
+        new_splits = tf.gather(tf.concat([[0], ends], axis=0), code_points.row_splits)
+        return tf.RaggedTensor.from_row_splits(new_flat, new_splits, validate=False)
+
+
+class UnicodeNormalizer(tf.Module):
+    """NFD accent stripping and NFKC_Casefold lower-casing, built from core TensorFlow ops.
+
+    The tables come from Python's `unicodedata` (see `unicode_tables`); the module holds them as
+    `tf.lookup.StaticHashTable`s and constants, so a `tf.function` that uses it can be saved in a
+    SavedModel and served without tensorflow-text. Invalid UTF-8 must be replaced beforehand
+    (`tf.strings.unicode_transcode(..., errors="replace")`).
+
+    Example:
+    >>> normalizer = UnicodeNormalizer()
+    >>> normalizer.strip_accents(tf.constant(["Café"]))
+    <tf.Tensor: shape=(1,), dtype=string, numpy=array([b'Cafe'], dtype=object)>
+    >>> normalizer.case_fold(tf.constant(["Straße"]))
+    <tf.Tensor: shape=(1,), dtype=string, numpy=array([b'strasse'], dtype=object)>
+    """
+
+    def __init__(self, name=None):
+        super().__init__(name=name)
+        tables = get_unicode_tables()
+        self._nfd = _CodePointMap(tables.nfd, name="nfd")
+        self._casefold = _CodePointMap(tables.casefold, name="casefold")
+        ccc_keys = sorted(tables.combining_class)
+        self._combining_class = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(
+                tf.constant(ccc_keys, tf.int64),
+                tf.constant([tables.combining_class[k] for k in ccc_keys], tf.int64),
+            ),
+            default_value=0,
+        )
+        pairs = sorted(tables.composition)
+        self._composition = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(
+                tf.constant([(a << _CODE_POINT_BITS) | b for a, b in pairs], tf.int64),
+                tf.constant([tables.composition[p] for p in pairs], tf.int64),
+            ),
+            default_value=-1,
+        )
+        keys = sorted(tables.nfd)
+        self._nfd_strings = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(
+                tf.constant([chr(k) for k in keys]),
+                tf.constant(["".join(map(chr, tables.nfd[k])) for k in keys]),
+            ),
+            default_value=_UNMAPPED,
+        )
+        self._spacing_mark_class = ranges_to_regex_class(tables.spacing_mark_ranges)
+        self._casefold_gate = ranges_to_regex_class(tables.casefold_trigger_ranges)
+
+    def strip_accents(self, text):
+        """Remove accents the way keras-hub does: NFD, then delete every `\\p{Mn}` character.
+
+        NFD comes from a per-character string table. Its canonical reordering of combining
+        marks only matters, once the nonspacing marks are gone, between two spacing marks
+        (combining class > 0 but not Mn, about 25 rare characters): strings holding one take
+        the exact code point path.
+
+        Args:
+            text: string `tf.Tensor` of shape (N,), valid UTF-8.
+
+        Returns:
+            string `tf.Tensor` of shape (N,).
+        """
+        chars, row_splits = split_characters(text)  # (C,), (N + 1,)
+        mapped = self._nfd_strings.lookup(chars)
+        decomposed = join_rows(tf.where(tf.equal(mapped, _UNMAPPED), chars, mapped), row_splits)
+        reorder = tf.strings.regex_full_match(text, ".*" + self._spacing_mark_class + ".*")
+        exact = apply_where(reorder, text, self._nfd_exact)
+        decomposed = tf.where(reorder, exact, decomposed)
+        return tf.strings.regex_replace(decomposed, r"\p{Mn}", "")
+
+    def case_fold(self, text):
+        """NFKC_Casefold, as ICU's `case_fold_utf8` in tensorflow-text.
+
+        Args:
+            text: string `tf.Tensor` of shape (N,), valid UTF-8.
+
+        Returns:
+            string `tf.Tensor` of shape (N,).
+        """
+        text = tf.strings.lower(text)  # ASCII only: the fast path for most words.
+        needs = tf.strings.regex_full_match(text, ".*" + self._casefold_gate + ".*")
+        return apply_where(needs, text, self._case_fold_all)
+
+    def _nfd_exact(self, text):
+        code_points = tf.strings.unicode_decode(text, "UTF-8")
+        code_points = self._canonical_reorder(self._nfd(code_points))
+        return tf.strings.unicode_encode(code_points, "UTF-8")
+
+    def _case_fold_all(self, text):
+        code_points = tf.strings.unicode_decode(text, "UTF-8")
+        code_points = self._canonical_reorder(self._casefold(code_points))
+        code_points = self._canonical_compose(code_points)
+        return tf.strings.unicode_encode(code_points, "UTF-8")
+
+    def _canonical_reorder(self, code_points):
+        """Stable sort of each run of combining marks by combining class (NFD's reordering)."""
+        flat = code_points.flat_values
+        ccc = self._combining_class.lookup(tf.cast(flat, tf.int64))
+        position = tf.range(tf.size(flat, out_type=tf.int64)) - tf.gather(
+            code_points.row_starts(), code_points.value_rowids()
+        )
+        starts_group = tf.logical_or(tf.equal(ccc, 0), tf.equal(position, 0))
+        group = tf.cumsum(tf.cast(starts_group, tf.int64))
+        order = tf.argsort(group * 256 + ccc, stable=True)
+        return code_points.with_flat_values(tf.gather(flat, order))
+
+    def _canonical_compose(self, code_points):
+        """Canonical composition (the second half of NFC), vectorized over rows.
+
+        Follows the reference algorithm of UAX #15: each character composes with the last
+        starter unless a character in between blocks it.
+        """
+        lengths = tf.cast(code_points.row_lengths(), tf.int32)  # (N,)
+        dense = code_points.to_tensor(default_value=0)
+        dense = tf.pad(dense, [[0, 0], [0, 1]])  # (N, L + 1): at least one column.
+        ccc = tf.cast(self._combining_class.lookup(tf.cast(dense, tf.int64)), tf.int32)
+        num_rows = tf.shape(dense)[0]
+        max_length = tf.shape(dense)[1]
+        rows = tf.range(num_rows)
+        last_class = tf.where(ccc[:, 0] > 0, 256, 0)
+        starter_pos = tf.zeros([num_rows], tf.int32)
+        comp_pos = tf.minimum(lengths, 1)
+
+        def body(i, out, starter_pos, comp_pos, last_class):
+            ch = dense[:, i]
+            ch_class = ccc[:, i]
+            active = i < lengths
+            starter = tf.gather(out, starter_pos, batch_dims=1)
+            key = tf.cast(starter, tf.int64) * (1 << _CODE_POINT_BITS) + tf.cast(ch, tf.int64)
+            composite = tf.cast(self._composition.lookup(key), tf.int32)
+            compose = (
+                active & (composite >= 0) & ((last_class < ch_class) | tf.equal(last_class, 0))
+            )
+            append = active & ~compose
+            target = tf.where(compose, starter_pos, comp_pos)
+            target = tf.minimum(target, max_length - 1)
+            current = tf.gather(out, target, batch_dims=1)
+            value = tf.where(compose, composite, tf.where(append, ch, current))
+            out = tf.tensor_scatter_nd_update(out, tf.stack([rows, target], axis=1), value)
+            starter_pos = tf.where(append & tf.equal(ch_class, 0), comp_pos, starter_pos)
+            last_class = tf.where(append, ch_class, last_class)
+            comp_pos = comp_pos + tf.cast(append, tf.int32)
+            return i + 1, out, starter_pos, comp_pos, last_class
+
+        _, out, _, comp_pos, _ = tf.while_loop(
+            lambda i, *_: i < max_length,
+            body,
+            (tf.constant(1), dense, starter_pos, comp_pos, last_class),
+        )
+        return tf.RaggedTensor.from_tensor(out, lengths=comp_pos)
+
+
+def apply_where(needs, text, fn):
+    """Apply `fn` only to the elements of a 1-D tensor where `needs` is true.
+
+    The rest pass through untouched, and if no element needs it `fn` does not run at all, so a
+    slow path costs nothing on batches that do not need it.
+
+    Args:
+        needs: bool tensor of shape (N,).
+        text: tensor of shape (N,).
+        fn: callable mapping a (K,) tensor to a (K,) tensor of the same dtype.
+
+    Returns:
+        A tensor of shape (N,).
+    """
+    indices = tf.cast(tf.where(needs)[:, 0], tf.int32)
+
+    def apply():
+        changed = fn(tf.gather(text, indices))
+        return tf.tensor_scatter_nd_update(text, tf.expand_dims(indices, 1), changed)
+
+    return tf.cond(tf.size(indices) > 0, apply, lambda: text)

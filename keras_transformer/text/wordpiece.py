@@ -1,0 +1,404 @@
+"""A WordPiece tokenizer layer built only from core TensorFlow ops (no tensorflow-text)."""
+
+import keras
+import tensorflow as tf
+
+from keras_transformer.text.normalization import UnicodeNormalizer, apply_where
+from keras_transformer.text.string_ops import join_rows, row_ids, split_whitespace
+from keras_transformer.text.vocabulary import UNK_TOKEN, load_vocabulary, validate_vocabulary
+from keras_transformer.text.wordpiece_search import PiecePrefixTable, greedy_word_pieces
+
+# The pre-tokenizer regexes of keras-hub's WordPieceTokenizer (RE2 syntax, as in
+# `keras_hub/src/tokenizers/word_piece_tokenizer.py`). RE2's `\s` is ASCII whitespace only.
+WHITESPACE_REGEX = r"\s|\p{Cc}|\p{Cf}"
+PUNCTUATION_REGEX = r"[!-/]|[:-@]|[\[-`]|[{-~]|[\p{P}]"
+CJK_REGEX = (
+    r"[\x{4E00}-\x{9FFF}]|[\x{3400}-\x{4DBF}]|[\x{20000}-\x{2A6DF}]|[\x{2A700}-\x{2B73F}]"
+    r"|[\x{2B740}-\x{2B81F}]|[\x{2B820}-\x{2CEAF}]|[\x{F900}-\x{FAFF}]|[\x{2F800}-\x{2FA1F}]"
+)
+# Printable ASCII and ASCII whitespace: text that needs no Unicode normalization.
+_CLEAN_ASCII_REGEX = r"[\t\n\x0b\f\r -~]*"
+# The delimiters of WHITESPACE_REGEX that `tf.strings.split` does not split on: control
+# characters other than ASCII whitespace (\p{Cc} is U+0000-001F and U+007F-009F) and \p{Cf}.
+_OTHER_WHITESPACE_REGEX = r"[\x00-\x08\x0e-\x1f\x7f-\x{9f}]|\p{Cf}"
+# tensorflow-text's FastWordpieceTokenizer maps words longer than this many bytes to the
+# unknown token; so do we.
+MAX_BYTES_PER_WORD = 100
+REPLACEMENT_CHARACTER = 0xFFFD
+
+
+@keras.saving.register_keras_serializable(package="keras_transformer")
+class WordPieceTokenizer(keras.layers.Layer):
+    """WordPiece tokenizer whose graph holds only core TensorFlow ops.
+
+    Gives the same ids as keras-hub's `WordPieceTokenizer` (tensorflow-text's
+    `FastWordpieceTokenizer`) on the same vocabulary, but a SavedModel that holds it loads and
+    runs with stock TensorFlow (and so stock TF Serving): no tensorflow-text, no `py_function`.
+    The same layer tokenizes inside `tf.data` during training and inside the exported model.
+
+    Each string goes through these steps:
+    1. Bytes that are not valid UTF-8 are replaced with U+FFFD (REPLACEMENT CHARACTER), so
+       stray bytes never fail silently: the word holding them becomes `[UNK]` unless the
+       vocabulary has a token for U+FFFD.
+    2. If `strip_accents`: NFD, then every nonspacing mark (`\\p{Mn}`) is removed.
+    3. Split on whitespace and control characters (dropped), and around punctuation (ASCII
+       symbols and Unicode `P*`) and CJK ideographs (kept as one-character words).
+    4. If `lowercase`: each word is case folded with NFKC_Casefold (as tensorflow-text's
+       `case_fold_utf8`), e.g. `"Straße"` -> `"strasse"`, `"ﬁ"` -> `"fi"`.
+    5. Greedy longest-match-first WordPiece: a word in the vocabulary is one id (one hash
+       lookup: the common case); other words are split into the longest vocabulary prefix and
+       then the longest `"##"`-prefixed continuations, all missed words of the batch at once.
+       A word that cannot be covered, or longer than `max_bytes_per_word` bytes, is `oov_token`.
+
+    Unicode tables come from Python's `unicodedata` (Unicode 14.0 on Python 3.11); characters
+    added in later Unicode versions pass through unchanged. One deliberate difference from
+    keras-hub: its tensorflow-text ops drop everything after a NUL byte; here NUL, like every
+    control character, separates words.
+
+    Args:
+        vocabulary: str or list of str. A `vocab.txt` path (one token per line, as BERT's) or
+            the list of tokens; the id of a token is its index. Must hold `oov_token`.
+        sequence_length: int or None. If set, outputs are dense, truncated or padded with 0 to
+            this length. Defaults to `None` (ragged outputs).
+        lowercase: bool. Case fold each word (NFKC_Casefold). Defaults to `True` (BERT uncased).
+        strip_accents: bool. Remove accents (NFD, then drop nonspacing marks). Defaults to
+            `True` (BERT uncased).
+        split_on_cjk: bool. Make each CJK ideograph its own word. Defaults to `True`.
+        suffix_indicator: str. Prefix of continuation pieces. Defaults to `"##"`.
+        oov_token: str. The token for words that cannot be tokenized. Defaults to `"[UNK]"`.
+        max_bytes_per_word: int. Longer words (in UTF-8 bytes) become `oov_token`. Defaults to
+            `100`, as tensorflow-text.
+        **kwargs: standard `keras.layers.Layer` arguments (`name`, ...).
+
+    Call arguments:
+        inputs: string tensor of shape (B,) or a scalar string; a list of Python strings works
+            too.
+
+    Returns:
+        int32 `tf.RaggedTensor` of shape (B, (T)) for a batch, or a dense (B, sequence_length)
+        `tf.Tensor` if `sequence_length` is set; for a scalar input, a 1-D dense tensor.
+
+    Example:
+    >>> vocab = ["[PAD]", "[UNK]", "the", "qu", "##ick", "fox", "."]
+    >>> tokenizer = WordPieceTokenizer(vocab)
+    >>> tokenizer(["The quick fox."]).to_list()
+    [[2, 3, 4, 5, 6]]
+    >>> tokenizer.detokenize([[2, 3, 4, 5, 6]]).numpy()
+    array([b'the quick fox .'], dtype=object)
+    """
+
+    def __init__(
+        self,
+        vocabulary,
+        sequence_length=None,
+        lowercase=True,
+        strip_accents=True,
+        split_on_cjk=True,
+        suffix_indicator="##",
+        oov_token=UNK_TOKEN,
+        max_bytes_per_word=MAX_BYTES_PER_WORD,
+        **kwargs,
+    ):
+        kwargs.pop("dtype", None)
+        super().__init__(dtype="int32", **kwargs)
+        if isinstance(vocabulary, str):
+            vocabulary = load_vocabulary(vocabulary, required_tokens=(oov_token,))
+        else:
+            vocabulary = validate_vocabulary(vocabulary, required_tokens=(oov_token,))
+        for token in vocabulary:
+            if "\x00" in token:
+                raise ValueError(
+                    f"Vocabulary token {token!r} holds a NUL character, which no word can hold. "
+                    "Remove it from the vocabulary."
+                )
+        if sequence_length is not None and (
+            not isinstance(sequence_length, int) or sequence_length < 1
+        ):
+            raise ValueError(
+                "`sequence_length` must be a positive int or None. "
+                f"Received: sequence_length={sequence_length!r}"
+            )
+        if not suffix_indicator:
+            raise ValueError(
+                "`suffix_indicator` must be a non-empty string such as '##'. "
+                f"Received: suffix_indicator={suffix_indicator!r}"
+            )
+        if not isinstance(max_bytes_per_word, int) or max_bytes_per_word < 1:
+            raise ValueError(
+                "`max_bytes_per_word` must be a positive int. "
+                f"Received: max_bytes_per_word={max_bytes_per_word!r}"
+            )
+        self.vocabulary = vocabulary
+        self.sequence_length = sequence_length
+        self.lowercase = lowercase
+        self.strip_accents = strip_accents
+        self.split_on_cjk = split_on_cjk
+        self.suffix_indicator = suffix_indicator
+        self.oov_token = oov_token
+        self.max_bytes_per_word = max_bytes_per_word
+
+        self._token_to_id = {token: i for i, token in enumerate(vocabulary)}
+        self.oov_token_id = self._token_to_id[oov_token]
+        self._keep_pattern = PUNCTUATION_REGEX + ("|" + CJK_REGEX if split_on_cjk else "")
+        # Tables are built here, eagerly, so that `tf.data` and `tf.function` capture them.
+        self._normalizer = (
+            UnicodeNormalizer(name="unicode_normalizer") if lowercase or strip_accents else None
+        )
+        self._vocab_table = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(
+                tf.constant(vocabulary), tf.range(len(vocabulary), dtype=tf.int32)
+            ),
+            default_value=-1,
+        )
+        self._vocab_tensor = tf.constant(vocabulary)
+        self._prefix_table = PiecePrefixTable(
+            vocabulary, suffix_indicator, max_bytes_per_word, name="piece_prefix_table"
+        )
+
+    # ----------------------------------------------------------------------------------------
+    # Vocabulary accessors.
+
+    def get_vocabulary(self):
+        """Return the vocabulary as a list of tokens (the id of a token is its index)."""
+        return list(self.vocabulary)
+
+    def vocabulary_size(self):
+        """Return the number of tokens in the vocabulary."""
+        return len(self.vocabulary)
+
+    def token_to_id(self, token):
+        """Return the id of `token`; raises `ValueError` if it is not in the vocabulary."""
+        if token not in self._token_to_id:
+            raise ValueError(
+                f"Token {token!r} is not in the vocabulary ({len(self.vocabulary)} tokens). "
+                "Add it to the vocabulary or use a token that is in it."
+            )
+        return self._token_to_id[token]
+
+    def id_to_token(self, id):
+        """Return the token of `id`; raises `ValueError` if `id` is out of range."""
+        if not 0 <= id < len(self.vocabulary):
+            raise ValueError(f"`id` must be in [0, {len(self.vocabulary) - 1}]. Received: id={id}")
+        return self.vocabulary[id]
+
+    # ----------------------------------------------------------------------------------------
+    # Tokenization.
+
+    @tf.autograph.experimental.do_not_convert
+    def __call__(self, inputs, *args, **kwargs):
+        # Keras takes only tensors positionally: accept Python strings and lists of them too.
+        if isinstance(inputs, (str, bytes, list, tuple)):
+            inputs = (
+                tf.constant(inputs, tf.string)
+                if inputs or isinstance(inputs, (str, bytes))
+                else tf.zeros([0], tf.string)
+            )
+        return super().__call__(inputs, *args, **kwargs)
+
+    def call(self, inputs):
+        inputs = _to_string_tensor(inputs)
+        unbatched = inputs.shape.rank == 0
+        if unbatched:
+            inputs = tf.expand_dims(inputs, 0)
+        words, _, row_splits = self._split_words(inputs)  # (N,), (B + 1,)
+        ids, word_splits = self._word_piece(words)  # (T,), (N + 1,)
+        token_splits = tf.cast(tf.gather(word_splits, row_splits), tf.int64)
+        tokens = tf.RaggedTensor.from_row_splits(ids, token_splits, validate=False)  # (B, (T))
+        if self.sequence_length:
+            tokens = tokens.to_tensor(shape=[None, self.sequence_length])
+        if unbatched:
+            tokens = tokens[0]
+            if not self.sequence_length:
+                tokens = tf.ensure_shape(tokens, [None])
+        return tokens
+
+    def tokenize(self, inputs):
+        """Tokenize `inputs`; the same as calling the layer."""
+        return self(inputs)
+
+    def split_words(self, inputs):
+        """Normalize and pre-tokenize a batch of strings into words (steps 1-4 above).
+
+        Args:
+            inputs: string tensor of shape (B,).
+
+        Returns:
+            string `tf.RaggedTensor` of shape (B, (W)).
+        """
+        words, _, row_splits = self._split_words(_to_string_tensor(inputs))
+        return tf.RaggedTensor.from_row_splits(words, tf.cast(row_splits, tf.int64), validate=False)
+
+    def _split_words(self, inputs):
+        # The name scopes group the ops by stage for profiles (benchmarks/).
+        with tf.name_scope("unicode"):
+            # Most text is printable ASCII: it skips the Unicode steps (one regex scan decides).
+            clean = tf.strings.regex_full_match(inputs, _CLEAN_ASCII_REGEX)
+            text = apply_where(~clean, inputs, self._normalize_unclean)
+        with tf.name_scope("split"):
+            # Surround kept delimiters (punctuation, CJK) with spaces, split on ASCII whitespace.
+            text = tf.strings.regex_replace(text, self._keep_pattern, r" \0 ")
+            words, word_row, row_splits = split_whitespace(text)
+        if self.lowercase:
+            with tf.name_scope("lowercase"):
+                words = tf.strings.lower(words)  # ASCII A-Z.
+                unclean_word = ~tf.gather(clean, word_row)
+                words = apply_where(unclean_word, words, self._normalizer.case_fold)
+        return words, word_row, row_splits
+
+    def _normalize_unclean(self, text):
+        """Steps 1-2 and control characters, for strings that are not printable ASCII."""
+        text = tf.strings.unicode_transcode(
+            text, "UTF-8", "UTF-8", errors="replace", replacement_char=REPLACEMENT_CHARACTER
+        )
+        text = tf.strings.regex_replace(text, _OTHER_WHITESPACE_REGEX, " ")
+        if self.strip_accents:
+            text = self._normalizer.strip_accents(text)
+        return text
+
+    def _word_piece(self, words):
+        """WordPiece over a flat batch of words (step 5 above).
+
+        Args:
+            words: string tensor of shape (N,).
+
+        Returns:
+            A tuple `(ids, splits)`: int32 `ids` (T,) of all words in order, and int32 `splits`
+            (N + 1,) such that word i holds `ids[splits[i]:splits[i + 1]]`.
+        """
+        with tf.name_scope("word_lookup"):
+            num_bytes = tf.strings.length(words)  # (N,)
+            too_long = num_bytes > self.max_bytes_per_word
+            whole_ids = self._vocab_table.lookup(words)  # One lookup serves most words.
+            missed = (whole_ids < 0) & ~too_long & (num_bytes > 0)
+            single = tf.where(too_long | (whole_ids < 0), self.oov_token_id, whole_ids)
+            missed_index = tf.cast(tf.where(missed)[:, 0], tf.int32)  # (M,)
+        with tf.name_scope("piece_search"):
+            piece_ids, piece_word, piece_rank, piece_counts = tf.cond(
+                tf.size(missed_index) > 0,
+                lambda: greedy_word_pieces(
+                    tf.gather(words, missed_index), self._prefix_table, self.oov_token_id
+                ),
+                lambda: (_empty_int(), _empty_int(), _empty_int(), tf.zeros_like(missed_index)),
+            )
+        with tf.name_scope("assemble"):
+            # Case folding can delete every character of a word: empty words give no token.
+            counts = tf.cast(num_bytes > 0, tf.int32)
+            counts = tf.dynamic_stitch(
+                [tf.range(tf.size(counts)), missed_index], [counts, piece_counts]
+            )
+            ends = tf.cumsum(counts)
+            starts = ends - counts
+            single_index = tf.cast(tf.where(tf.equal(counts, 1) & ~missed)[:, 0], tf.int32)
+            ids = tf.dynamic_stitch(
+                [
+                    tf.gather(starts, single_index),
+                    tf.gather(starts, tf.gather(missed_index, piece_word)) + piece_rank,
+                ],
+                [tf.gather(single, single_index), piece_ids],
+            )
+            return ids, tf.concat([[0], ends], axis=0)
+
+    # ----------------------------------------------------------------------------------------
+    # Detokenization.
+
+    def detokenize(self, inputs):
+        """Turn ids back into text: pieces joined, words separated by one space.
+
+        As keras-hub (tensorflow-text): a `"##"` piece joins the piece before it; every other
+        token, special tokens included, starts a new word. Lower-casing, accents and the
+        spacing around punctuation are not restored.
+
+        Args:
+            inputs: int ids, a (B, (T)) ragged or (B, T) dense tensor, nested lists, or a 1-D
+                sequence of ids.
+
+        Returns:
+            string tensor of shape (B,), or a scalar string for 1-D inputs.
+
+        Example:
+        >>> tokenizer = WordPieceTokenizer(["[UNK]", "qu", "##ick"])
+        >>> tokenizer.detokenize([1, 2]).numpy()
+        b'quick'
+        """
+        ids, unbatched = _to_ragged_ids(inputs)
+        row_splits = tf.cast(ids.row_splits, tf.int32)
+        tokens = tf.gather(self._vocab_tensor, ids.values)  # (T,)
+        position = tf.range(tf.size(tokens)) - tf.gather(
+            row_splits, row_ids(row_splits, tf.size(tokens))
+        )
+        suffix = _regex_escape(self.suffix_indicator)
+        joins = tf.strings.regex_full_match(tokens, suffix + ".+") & (position > 0)
+        separated = tf.strings.join([tf.where(position > 0, " ", ""), tokens])
+        pieces = tf.where(joins, tf.strings.regex_replace(tokens, "^" + suffix, ""), separated)
+        text = join_rows(pieces, row_splits)
+        return text[0] if unbatched else text
+
+    def compute_output_spec(self, inputs):
+        shape = tuple(inputs.shape) + (self.sequence_length,)
+        return keras.KerasTensor(shape, dtype="int32", ragged=not self.sequence_length)
+
+    def get_config(self):
+        config = super().get_config()
+        config.pop("dtype", None)
+        config.update(
+            {
+                "vocabulary": list(self.vocabulary),
+                "sequence_length": self.sequence_length,
+                "lowercase": self.lowercase,
+                "strip_accents": self.strip_accents,
+                "split_on_cjk": self.split_on_cjk,
+                "suffix_indicator": self.suffix_indicator,
+                "oov_token": self.oov_token,
+                "max_bytes_per_word": self.max_bytes_per_word,
+            }
+        )
+        return config
+
+
+def _empty_int():
+    return tf.zeros([0], tf.int32)
+
+
+def _regex_escape(text):
+    return "".join("\\" + c if not c.isalnum() else c for c in text)
+
+
+def _to_string_tensor(inputs):
+    if isinstance(inputs, tf.RaggedTensor):
+        raise ValueError(
+            "WordPieceTokenizer takes a dense batch of strings of shape (B,) or a scalar "
+            f"string. Received a ragged tensor of shape {inputs.shape}."
+        )
+    inputs = tf.convert_to_tensor(inputs)
+    if inputs.dtype != tf.string:
+        raise ValueError(
+            "WordPieceTokenizer takes strings. "
+            f"Received: inputs with dtype={inputs.dtype.name}, e.g. {inputs!r:.100}"
+        )
+    if inputs.shape.rank is not None and inputs.shape.rank > 1:
+        raise ValueError(
+            "WordPieceTokenizer takes a batch of strings of shape (B,) or a scalar string. "
+            f"Received: inputs of shape {inputs.shape}; flatten or squeeze it first."
+        )
+    return inputs
+
+
+def _to_ragged_ids(inputs):
+    """Ids (ragged, dense, lists) to an int32 `tf.RaggedTensor` (B, (T)) and an unbatched flag."""
+    if isinstance(inputs, tf.RaggedTensor):
+        ids = inputs
+    else:
+        if isinstance(inputs, (list, tuple)) and inputs and isinstance(inputs[0], (list, tuple)):
+            ids = tf.ragged.constant(inputs, dtype=tf.int32)
+        else:
+            ids = tf.convert_to_tensor(inputs)
+            if ids.shape.rank == 1:
+                return tf.RaggedTensor.from_tensor(tf.cast(ids[None], tf.int32)), True
+            if ids.shape.rank != 2:
+                raise ValueError(
+                    f"detokenize takes ids of shape (B, T) or (T,). Received: shape {ids.shape}"
+                )
+            ids = tf.RaggedTensor.from_tensor(ids)
+    if not ids.dtype.is_integer:
+        raise ValueError(f"detokenize takes integer ids. Received: dtype={ids.dtype.name}")
+    return tf.cast(ids, tf.int32), False

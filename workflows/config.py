@@ -1,0 +1,110 @@
+"""Typed, frozen workflow configs: from flags or a JSON/YAML file, saved beside each run."""
+
+import argparse
+import dataclasses
+import json
+import os
+import tempfile
+import types
+import typing
+
+
+def add_arguments(parser, config_class):
+    """Adds one `--flag` per field of `config_class`; unset flags are left out of the result."""
+    hints = typing.get_type_hints(config_class)
+    for field in dataclasses.fields(config_class):
+        kind = hints[field.name]
+        args = typing.get_args(kind)
+        if isinstance(kind, types.UnionType):
+            kind = next(a for a in args if a is not type(None))
+        flag = "--" + field.name.replace("_", "-")
+        help_text = field.metadata.get("help", "")
+        default = field.default if field.default is not dataclasses.MISSING else None
+        help_text = f"{help_text} (default: {default})".strip()
+        if kind is bool:
+            parser.add_argument(
+                flag,
+                dest=field.name,
+                action=argparse.BooleanOptionalAction,
+                default=argparse.SUPPRESS,
+                help=help_text,
+            )
+        else:
+            choices = field.metadata.get("choices")
+            parser.add_argument(
+                flag,
+                dest=field.name,
+                type=kind,
+                choices=choices,
+                default=argparse.SUPPRESS,
+                help=help_text,
+            )
+    parser.add_argument(
+        "--config",
+        dest="_config_file",
+        default=None,
+        help="A JSON or YAML file of settings; flags given on the command line override it.",
+    )
+
+
+def read_config_file(path):
+    """Reads a JSON or YAML mapping of settings."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"Config file not found: {path}")
+    with open(path, encoding="utf-8") as file:
+        text = file.read()
+    if path.endswith((".yaml", ".yml")):
+        import yaml
+
+        values = yaml.safe_load(text)
+    else:
+        values = json.loads(text)
+    if not isinstance(values, dict):
+        raise ValueError(f"Config file {path} must hold a mapping of settings, not {type(values)}")
+    return values
+
+
+def build_config(config_class, values):
+    """Builds a config from a mapping, rejecting unknown settings by name."""
+    names = {f.name for f in dataclasses.fields(config_class)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise ValueError(
+            f"Unknown settings for {config_class.__name__}: {unknown}. "
+            f"Known settings: {sorted(names)}."
+        )
+    return config_class(**values)
+
+
+def config_from_args(config_class, namespace):
+    """Merges a `--config` file and the flags given (flags win) into a config."""
+    values = {}
+    file_path = getattr(namespace, "_config_file", None)
+    if file_path:
+        values.update(read_config_file(file_path))
+    values.update({k: v for k, v in vars(namespace).items() if not k.startswith("_")})
+    values.pop("workflow", None)
+    return build_config(config_class, values)
+
+
+def write_json_atomic(path, data):
+    """Writes JSON to `path` through a temporary file and a rename: never half-written."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".json")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as file:
+            json.dump(data, file, indent=2, sort_keys=True, default=str)
+            file.write("\n")
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise
+
+
+def save_config(config, folder):
+    """Saves the effective config as `config.json` in `folder`; returns its path."""
+    path = os.path.join(folder, "config.json")
+    write_json_atomic(path, {"workflow": type(config).__name__, **dataclasses.asdict(config)})
+    return path
