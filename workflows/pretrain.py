@@ -1,0 +1,324 @@
+"""pretrain: masked-LM (BERT-style) or causal-LM (GPT-style) pretraining on a text corpus.
+
+Trains from random weights on the built-in `shakespeare` corpus (or a text file or folder of
+yours), with character-level or WordPiece tokens, under a `tf.distribute` strategy. Reports
+validation loss and perplexity (and masked-LM accuracy); GPT runs print sample generations.
+The classic character-level Shakespeare model is one command:
+
+    python -m workflows pretrain --objective causal --tokens char --steps 2000
+
+Outputs (in --output-dir, default runs/pretrain-<time>/): config.json, model.keras,
+tokenizer.json, history.json, metrics.json, samples.txt. A killed run resumes from its last
+evaluation when started again with the same --output-dir.
+"""
+
+import dataclasses
+import math
+import os
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_transformer import data as kt_data
+from keras_transformer.data import pipelines
+from keras_transformer.distribute import get_strategy, per_replica_batch_size
+from keras_transformer.models import (
+    BertBackbone,
+    BertMaskedLM,
+    GPTBackbone,
+    GPTCausalLM,
+    size_arguments,
+)
+from keras_transformer.text import CharacterTokenizer, WordPieceTokenizer
+from keras_transformer.text.vocabulary import train_word_piece_vocabulary
+from workflows.config import save_config, write_json_atomic
+from workflows.training import (
+    TimeBudget,
+    make_optimizer,
+    new_run_dir,
+    save_model_atomic,
+    save_tokenizer,
+    write_history,
+)
+
+
+def setting(default, help, choices=None):
+    metadata = {"help": help}
+    if choices:
+        metadata["choices"] = choices
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    objective: str = setting(
+        "causal", "causal (GPT-style) or masked (BERT-style)", ("causal", "masked")
+    )
+    tokens: str = setting("char", "char (characters) or wordpiece", ("char", "wordpiece"))
+    corpus: str = setting("shakespeare", "built-in 'shakespeare', or a text file or folder")
+    vocabulary: str | None = setting(None, "a vocab.txt for wordpiece (else trained on the corpus)")
+    vocabulary_size: int = setting(8000, "size of a WordPiece vocabulary trained on the corpus")
+    size: str = setting("tiny", "model size: tiny, mini, small, medium, base")
+    num_layers: int | None = setting(None, "override the size's number of layers")
+    hidden_dim: int | None = setting(None, "override the size's width")
+    num_heads: int | None = setting(None, "override the size's attention heads")
+    intermediate_dim: int | None = setting(None, "override the size's feed-forward width")
+    sequence_length: int = setting(128, "context length in tokens")
+    batch_size: int = setting(32, "global batch size (split across replicas)")
+    steps: int = setting(1000, "training steps")
+    max_seconds: float = setting(0.0, "stop training after this many seconds (0: no limit)")
+    learning_rate: float = setting(1e-3, "peak learning rate (AdamW)")
+    warmup_steps: int = setting(100, "linear warm-up steps before cosine decay")
+    weight_decay: float = setting(0.01, "AdamW weight decay")
+    clip_norm: float = setting(1.0, "global gradient-norm clipping (0: none)")
+    dropout: float = setting(0.1, "dropout rate")
+    mask_rate: float = setting(0.15, "share of tokens chosen for masked-LM prediction")
+    eval_interval: int = setting(200, "steps between evaluations (and resumable checkpoints)")
+    eval_batches: int = setting(20, "validation batches per evaluation")
+    mixed_precision: bool = setting(False, "train under mixed_bfloat16")
+    strategy: str = setting(
+        "auto", "tf.distribute strategy: auto, cpu, one_device, mirrored, multi_worker, tpu"
+    )
+    seed: int = setting(0, "random seed")
+    output_dir: str | None = setting(None, "output folder (reuse one to resume)")
+    prompt: str = setting("ROMEO:", "prompt for the sample generations (causal only)")
+    num_samples: int = setting(2, "sample generations to print (causal only)")
+    sample_length: int = setting(200, "new tokens per sample")
+    temperature: float = setting(0.8, "sampling temperature")
+    top_k: int = setting(20, "sample among the k most likely tokens")
+    verbose: int = setting(1, "Keras progress output: 0 silent, 1 progress bar, 2 one line")
+
+
+@dataclasses.dataclass(frozen=True)
+class Result:
+    run_dir: str
+    model_path: str
+    tokenizer_path: str
+    steps: int
+    seconds: float
+    metrics: dict
+    samples: list
+
+
+def load_corpus(corpus, seed=0):
+    """Returns (train_texts, validation_texts) for a built-in name or a file/folder path."""
+    if corpus == "shakespeare":
+        train = [scene.text for scene in kt_data.load_shakespeare("train")]
+        validation = [scene.text for scene in kt_data.load_shakespeare("validation")]
+        return train, validation
+    if not os.path.exists(corpus):
+        raise FileNotFoundError(
+            f"Corpus {corpus!r} is neither a built-in corpus ('shakespeare') nor an existing "
+            "file or folder."
+        )
+    texts = kt_data.text_corpus(corpus)
+    if len(texts) >= 20:  # hold out whole documents
+        order = np.random.default_rng(seed).permutation(len(texts))
+        cut = max(1, len(texts) // 20)
+        return [texts[i] for i in order[cut:]], [texts[i] for i in order[:cut]]
+    joined = "\n".join(texts)  # one long text: hold out its last 5%
+    cut = int(len(joined) * 0.95)
+    return [joined[:cut]], [joined[cut:]]
+
+
+def build_tokenizer(config, train_texts):
+    if config.tokens == "char":
+        return CharacterTokenizer.from_text(train_texts)
+    if config.vocabulary:
+        return WordPieceTokenizer(config.vocabulary)
+    vocabulary = train_word_piece_vocabulary(
+        tf.data.Dataset.from_tensor_slices(train_texts), config.vocabulary_size
+    )
+    return WordPieceTokenizer(vocabulary)
+
+
+def build_model(config, vocabulary_size):
+    overrides = {
+        key: getattr(config, key)
+        for key in ("num_layers", "hidden_dim", "num_heads", "intermediate_dim")
+        if getattr(config, key) is not None
+    }
+    arguments = size_arguments(
+        config.size,
+        vocabulary_size=vocabulary_size,
+        max_sequence_length=config.sequence_length,
+        dropout=config.dropout,
+        **overrides,
+    )
+    if config.objective == "causal":
+        return GPTCausalLM(GPTBackbone(**arguments))
+    return BertMaskedLM(BertBackbone(**arguments))
+
+
+def split_passages(texts, max_chars):
+    """Cuts texts at line breaks into passages of at most about `max_chars` characters.
+
+    Masked-LM examples are one passage each (truncated to the context length), so long texts
+    (a whole scene) would otherwise lose everything past their first `sequence_length` tokens.
+    """
+    passages = []
+    for text in texts:
+        current = []
+        size = 0
+        for line in text.splitlines():
+            if current and size + len(line) > max_chars:
+                passages.append("\n".join(current))
+                current, size = [], 0
+            while len(line) > max_chars:  # one very long line
+                passages.append(line[:max_chars])
+                line = line[max_chars:]
+            current.append(line)
+            size += len(line) + 1
+        if any(part.strip() for part in current):
+            passages.append("\n".join(current))
+    return [p for p in passages if p.strip()]
+
+
+def make_dataset(config, texts, tokenizer, batch_size, training):
+    if config.objective == "masked":  # about 4 characters per WordPiece token, less [CLS]/[SEP]
+        texts = split_passages(texts, max_chars=4 * (config.sequence_length - 2))
+        if len(texts) < batch_size:
+            raise ValueError(
+                f"The {'training' if training else 'validation'} text makes {len(texts)} "
+                f"passages, fewer than one batch of {batch_size}. Use more text or a smaller "
+                "--batch-size."
+            )
+    texts_ds = tf.data.Dataset.from_tensor_slices(texts)
+    shuffle = len(texts) if training else None
+    if config.objective == "causal":
+        return pipelines.causal_lm_dataset(
+            texts_ds,
+            tokenizer,
+            config.sequence_length,
+            batch_size,
+            seed=config.seed,
+            shuffle_buffer_size=shuffle,
+        )
+    return pipelines.masked_lm_dataset(
+        texts_ds,
+        tokenizer,
+        config.sequence_length,
+        batch_size,
+        mask_selection_rate=config.mask_rate,
+        seed=config.seed,
+        shuffle_buffer_size=shuffle,
+        drop_remainder=True,
+    )
+
+
+def check_config(config):
+    if config.objective == "masked" and config.tokens == "char":
+        raise ValueError(
+            "Masked-LM pretraining needs the [CLS]/[SEP]/[MASK] tokens of a WordPiece "
+            "vocabulary: use --tokens wordpiece with --objective masked."
+        )
+    for name in ("steps", "batch_size", "sequence_length", "eval_interval", "eval_batches"):
+        if getattr(config, name) <= 0:
+            raise ValueError(f"`{name}` must be positive. Received: {getattr(config, name)}")
+
+
+def run(config):
+    """Runs pretraining; returns a `Result`."""
+    check_config(config)
+    keras.utils.set_random_seed(config.seed)
+    strategy = get_strategy(config.strategy)
+    per_replica_batch_size(config.batch_size, strategy)  # fails early if it does not divide
+    run_dir = new_run_dir(config.output_dir, "pretrain")
+    save_config(config, run_dir)
+
+    print(f"[pretrain] preparing corpus {config.corpus!r} ...", flush=True)
+    train_texts, validation_texts = load_corpus(config.corpus, config.seed)
+    tokenizer = build_tokenizer(config, train_texts)
+    tokenizer_path = save_tokenizer(tokenizer, os.path.join(run_dir, "tokenizer.json"))
+    train_ds = make_dataset(config, train_texts, tokenizer, config.batch_size, True).repeat()
+    validation_ds = make_dataset(config, validation_texts, tokenizer, config.batch_size, False)
+    validation_ds = validation_ds.take(config.eval_batches).cache()
+
+    previous_policy = keras.config.dtype_policy()
+    if config.mixed_precision:
+        keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        with strategy.scope():
+            model = build_model(config, tokenizer.vocabulary_size())
+            model.compile(
+                optimizer=make_optimizer(
+                    config.learning_rate,
+                    config.steps,
+                    config.warmup_steps,
+                    config.weight_decay,
+                    config.clip_norm,
+                )
+            )
+    finally:
+        keras.config.set_dtype_policy(previous_policy)
+    print(
+        f"[pretrain] {type(model).__name__}: {model.count_params():,} parameters, vocabulary "
+        f"{tokenizer.vocabulary_size():,}, {strategy.num_replicas_in_sync} replica(s)",
+        flush=True,
+    )
+
+    epochs = math.ceil(config.steps / config.eval_interval)
+    callbacks = [keras.callbacks.BackupAndRestore(os.path.join(run_dir, "backup"))]
+    if config.max_seconds:
+        callbacks.append(TimeBudget(config.max_seconds))
+    start = time.monotonic()
+    history = model.fit(
+        train_ds,
+        epochs=epochs,
+        steps_per_epoch=config.eval_interval,
+        validation_data=validation_ds,
+        callbacks=callbacks,
+        verbose=config.verbose,
+    )
+    seconds = time.monotonic() - start
+    history = write_history(history, run_dir)
+    steps_done = int(model.optimizer.iterations.numpy())
+
+    evaluation = model.evaluate(validation_ds, return_dict=True, verbose=0)
+    metrics = {
+        "validation_loss": float(evaluation["loss"]),
+        "validation_perplexity": float(math.exp(min(evaluation["loss"], 50.0))),
+        "validation_accuracy": float(evaluation.get("accuracy", float("nan"))),
+        "train_loss_first": history["loss"][0] if history.get("loss") else None,
+        "train_loss_last": history["loss"][-1] if history.get("loss") else None,
+        "tokens_per_second": steps_done * config.batch_size * config.sequence_length / seconds
+        if seconds > 0
+        else None,
+    }
+    model_path = save_model_atomic(model, os.path.join(run_dir, "model.keras"))
+
+    samples = []
+    if config.objective == "causal" and config.num_samples > 0:
+        samples = generate_samples(model, tokenizer, config)
+        with open(os.path.join(run_dir, "samples.txt"), "w", encoding="utf-8") as file:
+            file.write("\n\n-----\n\n".join(samples) + "\n")
+    write_json_atomic(os.path.join(run_dir, "metrics.json"), metrics)
+    print(
+        f"[pretrain] done: {steps_done} steps in {seconds:.0f} s, validation loss "
+        f"{metrics['validation_loss']:.3f}, perplexity {metrics['validation_perplexity']:.2f}",
+        flush=True,
+    )
+    for i, sample in enumerate(samples):
+        print(f"\n[pretrain] sample {i + 1}:\n{sample}", flush=True)
+    return Result(run_dir, model_path, tokenizer_path, steps_done, seconds, metrics, samples)
+
+
+def generate_samples(model, tokenizer, config):
+    """Generates `num_samples` continuations of the prompt (top-k sampling)."""
+    prompt_ids = tokenizer([config.prompt]).to_list()[0]
+    if not prompt_ids:
+        raise ValueError(f"The prompt {config.prompt!r} has no tokens; give a non-empty prompt.")
+    room = model.backbone.max_sequence_length - len(prompt_ids)
+    length = max(1, min(config.sample_length, room))
+    out = model.generate(
+        [prompt_ids] * config.num_samples,
+        max_new_tokens=length,
+        sampler="top_k",
+        top_k=config.top_k,
+        temperature=config.temperature,
+        seed=config.seed,
+    )
+    texts = tokenizer.detokenize(out["token_ids"]).numpy()
+    return [text.decode("utf-8", errors="replace") for text in texts]
