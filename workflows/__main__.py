@@ -13,6 +13,11 @@ from workflows.config import add_arguments, config_from_args
 WORKFLOWS = {
     "main": "workflows.main_job",
     "pretrain": "workflows.pretrain",
+    "transfer": "workflows.transfer",
+    "finetune": "workflows.finetune",
+    "scratch": "workflows.scratch",
+    "as-is": "workflows.asis",
+    "distill": "workflows.distill",
 }
 
 

@@ -9,6 +9,14 @@ import types
 import typing
 
 
+def setting(default, help, choices=None):
+    """A config field with a default, a help text and optional choices (for the CLI)."""
+    metadata = {"help": help}
+    if choices:
+        metadata["choices"] = choices
+    return dataclasses.field(default=default, metadata=metadata)
+
+
 def add_arguments(parser, config_class):
     """Adds one `--flag` per field of `config_class`; unset flags are left out of the result."""
     hints = typing.get_type_hints(config_class)

@@ -8,7 +8,7 @@ perplexity and sample generations. Outputs land in runs/main-<time>/ (see `pretr
 import dataclasses
 
 from workflows import pretrain
-from workflows.pretrain import setting
+from workflows.config import setting
 
 
 @dataclasses.dataclass(frozen=True)

@@ -33,7 +33,7 @@ from keras_transformer.models import (
 )
 from keras_transformer.text import CharacterTokenizer, WordPieceTokenizer
 from keras_transformer.text.vocabulary import train_word_piece_vocabulary
-from workflows.config import save_config, write_json_atomic
+from workflows.config import save_config, setting, write_json_atomic
 from workflows.training import (
     TimeBudget,
     make_optimizer,
@@ -42,13 +42,6 @@ from workflows.training import (
     save_tokenizer,
     write_history,
 )
-
-
-def setting(default, help, choices=None):
-    metadata = {"help": help}
-    if choices:
-        metadata["choices"] = choices
-    return dataclasses.field(default=default, metadata=metadata)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -76,3 +76,20 @@ class OptionalSegmentIds:
         if isinstance(inputs, dict) and "segment_ids" not in inputs:
             inputs = {**inputs, "segment_ids": None}
         return super().__call__(inputs, *args, **kwargs)
+
+
+class InferenceMode(keras.layers.Layer):
+    """Runs a layer (or model) always in inference mode, whatever the caller's `training`.
+
+    Keras passes the outer `training` flag down a functional graph, overriding a
+    `training=False` written at the call site; this wrapper's `call` takes no `training`
+    argument, so the flag stops here. Used for a frozen base in transfer learning (no dropout).
+    Built inside a task's `__init__`; not serialized on its own.
+    """
+
+    def __init__(self, layer, **kwargs):
+        super().__init__(**kwargs)
+        self.layer = layer
+
+    def call(self, inputs):
+        return self.layer(inputs, training=False)

@@ -10,7 +10,12 @@ from keras_transformer.layers import (
     TokenEmbedding,
     TransformerEncoderBlock,
 )
-from keras_transformer.models.backbone import Backbone, OptionalSegmentIds, Task
+from keras_transformer.models.backbone import (
+    Backbone,
+    InferenceMode,
+    OptionalSegmentIds,
+    Task,
+)
 from keras_transformer.models.sizes import check_sizes
 
 
@@ -252,15 +257,25 @@ class BertClassifier(OptionalSegmentIds, Task):
             token vectors over real tokens). Defaults to `"cls"`.
         dropout: float. Dropout before the head. Defaults to `0.1`.
         hidden_dim: int or `None`. Optional hidden layer in the head. Defaults to `None`.
+        freeze_backbone: bool. Transfer learning: the backbone's weights are frozen
+            (`backbone.trainable = False`) and it always runs in inference mode (no dropout,
+            even inside `fit`), so only the head learns. Defaults to `False`.
 
     Returns:
         (B, num_classes) logits (float32).
     """
 
-    CONFIG_KEYS = ("num_classes", "pooling", "dropout", "hidden_dim")
+    CONFIG_KEYS = ("num_classes", "pooling", "dropout", "hidden_dim", "freeze_backbone")
 
     def __init__(
-        self, backbone, num_classes, pooling="cls", dropout=0.1, hidden_dim=None, **kwargs
+        self,
+        backbone,
+        num_classes,
+        pooling="cls",
+        dropout=0.1,
+        hidden_dim=None,
+        freeze_backbone=False,
+        **kwargs,
     ):
         if pooling not in ("cls", "mean"):
             raise ValueError(f"`pooling` must be 'cls' or 'mean'. Received: pooling={pooling!r}")
@@ -272,7 +287,11 @@ class BertClassifier(OptionalSegmentIds, Task):
             dtype=backbone.dtype_policy,
             name="classification_head",
         )
-        outputs = backbone(inputs)
+        if freeze_backbone:
+            backbone.trainable = False
+            outputs = InferenceMode(backbone, name="frozen_backbone")(inputs)
+        else:
+            outputs = backbone(inputs)
         if pooling == "cls":
             pooled = outputs["pooled_output"]
         else:
@@ -284,6 +303,7 @@ class BertClassifier(OptionalSegmentIds, Task):
         self.pooling = pooling
         self.dropout = dropout
         self.hidden_dim = hidden_dim
+        self.freeze_backbone = freeze_backbone
 
     def compile(self, optimizer="auto", loss="auto", metrics="auto", **kwargs):
         """Compiles with AdamW (lr 5e-5), from-logits cross-entropy and accuracy, unless given."""

@@ -1,0 +1,53 @@
+"""scratch: the same classifier trained from random weights: the baseline to beat.
+
+Uses the base named by `--init-from` only for its architecture and tokenizer (or, with
+`--size`, a named size with the base's tokenizer); every weight starts random.
+"""
+
+import dataclasses
+import math
+
+from keras_transformer.models import BertClassifier
+from workflows import classify
+from workflows.config import setting
+
+
+@dataclasses.dataclass(frozen=True)
+class Config(classify.ClassifierConfig):
+    epochs: int = setting(5, "training epochs")
+    learning_rate: float = setting(3e-4, "peak learning rate (AdamW)")
+    size: str | None = setting(None, "a named size instead of the base's architecture")
+    dropout: float = setting(0.1, "dropout in the head")
+
+
+def run(config):
+    """Trains from random weights; returns a `ClassifierResult`."""
+    strategy, splits, run_dir = classify.prepare(config, "scratch")
+    with strategy.scope():
+        base = classify.load_base(config.init_from)
+        if config.size:
+            backbone = classify.scratch_backbone(
+                config.size,
+                base.tokenizer.vocabulary_size(),
+                config.sequence_length,
+                config.seed,
+            )
+        else:
+            backbone = classify.fresh_backbone_like(base.backbone, config.seed)
+        model = BertClassifier(
+            backbone,
+            num_classes=len(splits.label_names),
+            pooling=classify.pooling_for(config, base),
+            dropout=config.dropout,
+        )
+        classify.compile_classifier(model, config, math.ceil(len(splits.train) / config.batch_size))
+    train_ds, validation_ds, test_ds = classify.datasets(
+        config, splits, base.tokenizer, config.batch_size
+    )
+    classify.train(model, config, train_ds, validation_ds, run_dir)
+    metrics = {
+        **classify.count_parameters(model),
+        **classify.evaluate(model, test_ds, validation_ds),
+    }
+    description = f"random weights, architecture of {base.description}"
+    return classify.finish(model, base.tokenizer, splits.label_names, run_dir, metrics, description)

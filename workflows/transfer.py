@@ -1,0 +1,49 @@
+"""transfer: a pretrained base, frozen, with a new trainable classification head.
+
+The base (default: the pretrained MiniLM encoder) runs in inference mode and its weights never
+change; only the new head learns. Reports trainable vs frozen parameter counts and test
+accuracy. Follow with `finetune --init-from <this run's folder>` to also adapt the base.
+"""
+
+import dataclasses
+import math
+
+from keras_transformer.models import BertClassifier
+from workflows import classify
+from workflows.config import setting
+
+
+@dataclasses.dataclass(frozen=True)
+class Config(classify.ClassifierConfig):
+    epochs: int = setting(5, "training epochs")
+    learning_rate: float = setting(1e-3, "peak learning rate (AdamW)")
+
+
+def run(config):
+    """Trains a new head on a frozen base; returns a `ClassifierResult`."""
+    strategy, splits, run_dir = classify.prepare(config, "transfer")
+    with strategy.scope():
+        base = classify.load_base(config.init_from)
+        model = BertClassifier(
+            base.backbone,
+            num_classes=len(splits.label_names),
+            pooling=classify.pooling_for(config, base),
+            dropout=config.dropout,
+            freeze_backbone=True,
+        )
+        steps = math.ceil(len(splits.train) / config.batch_size)
+        classify.compile_classifier(model, config, steps)
+    train_ds, validation_ds, test_ds = classify.datasets(
+        config, splits, base.tokenizer, config.batch_size
+    )
+    counts = classify.count_parameters(model)
+    print(
+        f"[transfer] base: {base.description}; trainable {counts['trainable_parameters']:,}, "
+        f"frozen {counts['frozen_parameters']:,} parameters",
+        flush=True,
+    )
+    classify.train(model, config, train_ds, validation_ds, run_dir)
+    metrics = {**counts, **classify.evaluate(model, test_ds, validation_ds)}
+    return classify.finish(
+        model, base.tokenizer, splits.label_names, run_dir, metrics, base.description
+    )
