@@ -261,10 +261,10 @@ def count_parameters(model):
 
 
 def train(model, config, train_ds, validation_ds, run_dir, callbacks=()):
-    """`fit` with resume (BackupAndRestore), early stopping and a time budget; returns history."""
-    from workflows.training import TimeBudget
+    """`fit` with atomic resume, early stopping and a time budget; returns the history dict."""
+    from workflows.training import ResumableBackup, TimeBudget
 
-    callbacks = [keras.callbacks.BackupAndRestore(os.path.join(run_dir, "backup")), *callbacks]
+    callbacks = [ResumableBackup(os.path.join(run_dir, "backup")), *callbacks]
     if config.patience:
         callbacks.append(
             keras.callbacks.EarlyStopping(

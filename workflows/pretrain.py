@@ -35,6 +35,7 @@ from keras_transformer.text import CharacterTokenizer, WordPieceTokenizer
 from keras_transformer.text.vocabulary import train_word_piece_vocabulary
 from workflows.config import save_config, setting, write_json_atomic
 from workflows.training import (
+    ResumableBackup,
     TimeBudget,
     make_optimizer,
     new_run_dir,
@@ -95,15 +96,28 @@ class Result:
     samples: list
 
 
+BUILT_IN_CORPORA = ("shakespeare", "movie_sentiment", "shakespeare+movie_sentiment")
+
+
 def load_corpus(corpus, seed=0):
-    """Returns (train_texts, validation_texts) for a built-in name or a file/folder path."""
-    if corpus == "shakespeare":
-        train = [scene.text for scene in kt_data.load_shakespeare("train")]
-        validation = [scene.text for scene in kt_data.load_shakespeare("validation")]
+    """Returns (train_texts, validation_texts) for a built-in name or a file/folder path.
+
+    Built in: `shakespeare` (the plays, one text per scene), `movie_sentiment` (the review
+    sentences of that dataset's train and validation splits, labels unused) and
+    `shakespeare+movie_sentiment` (both).
+    """
+    if corpus in BUILT_IN_CORPORA:
+        train, validation = [], []
+        if "shakespeare" in corpus:
+            train += [scene.text for scene in kt_data.load_shakespeare("train")]
+            validation += [scene.text for scene in kt_data.load_shakespeare("validation")]
+        if "movie_sentiment" in corpus:
+            train += kt_data.load_movie_sentiment("train").texts
+            validation += kt_data.load_movie_sentiment("validation").texts
         return train, validation
     if not os.path.exists(corpus):
         raise FileNotFoundError(
-            f"Corpus {corpus!r} is neither a built-in corpus ('shakespeare') nor an existing "
+            f"Corpus {corpus!r} is neither a built-in corpus {BUILT_IN_CORPORA} nor an existing "
             "file or folder."
         )
     texts = kt_data.text_corpus(corpus)
@@ -253,7 +267,7 @@ def run(config):
     )
 
     epochs = math.ceil(config.steps / config.eval_interval)
-    callbacks = [keras.callbacks.BackupAndRestore(os.path.join(run_dir, "backup"))]
+    callbacks = [ResumableBackup(os.path.join(run_dir, "backup"))]
     if config.max_seconds:
         callbacks.append(TimeBudget(config.max_seconds))
     start = time.monotonic()

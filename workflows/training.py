@@ -111,3 +111,45 @@ def load_tokenizer(path):
     """Loads a tokenizer saved by `save_tokenizer`."""
     with open(path, encoding="utf-8") as file:
         return keras.saving.deserialize_keras_object(json.load(file))
+
+
+class ResumableBackup(keras.callbacks.Callback):
+    """Keras' `BackupAndRestore`, made atomic: a killed run never leaves a torn checkpoint.
+
+    After every epoch the weights (optimizer state included) go to a new file through a
+    temporary name and a rename, then a small `state.json` naming that file is replaced
+    atomically, then older files are removed. At the start of `fit`, the state (if any) is read
+    and training continues after the last completed epoch. Keras' own callback rewrites one
+    HDF5 file in place, which a kill during the write corrupts (seen here:
+    "bad object header version number" on restart). The backup is removed when `fit` ends.
+    """
+
+    def __init__(self, backup_dir):
+        super().__init__()
+        self.backup_dir = backup_dir
+        self.state_path = os.path.join(backup_dir, "state.json")
+
+    def on_train_begin(self, logs=None):
+        if not os.path.isfile(self.state_path):
+            return
+        with open(self.state_path, encoding="utf-8") as file:
+            state = json.load(file)
+        if self.model.optimizer is not None and not self.model.optimizer.built:
+            self.model.optimizer.build(self.model.trainable_variables)
+        self.model.load_weights(os.path.join(self.backup_dir, state["weights"]))
+        self.model._initial_epoch = state["epoch"]  # what BackupAndRestore sets, too
+        print(f"[resume] continuing after epoch {state['epoch']} from {self.backup_dir}")
+
+    def on_epoch_end(self, epoch, logs=None):
+        os.makedirs(self.backup_dir, exist_ok=True)
+        name = f"epoch-{epoch + 1}.weights.h5"
+        temporary = os.path.join(self.backup_dir, f".tmp-{name}")
+        self.model.save_weights(temporary, overwrite=True)
+        os.replace(temporary, os.path.join(self.backup_dir, name))
+        write_json_atomic(self.state_path, {"epoch": epoch + 1, "weights": name})
+        for other in os.listdir(self.backup_dir):
+            if other.endswith(".weights.h5") and other != name:
+                os.remove(os.path.join(self.backup_dir, other))
+
+    def on_train_end(self, logs=None):
+        clear_folder(self.backup_dir)

@@ -107,3 +107,52 @@ def test_command_line_help_and_unknown_setting(tmp_path):
         timeout=120,
     )
     assert out.returncode == 2 and "Unknown settings for Config: ['stepz']" in out.stderr
+
+
+def test_killed_run_resumes_from_its_last_evaluation(corpus_file, tmp_path):
+    import json as _json
+    import signal
+    import time
+
+    run_dir = tmp_path / "run"
+    config = tiny(corpus_file, run_dir, steps=400, eval_interval=10, num_samples=0)
+    settings = tmp_path / "settings.json"
+    settings.write_text(_json.dumps(dataclasses_asdict(config)))
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "workflows", "pretrain", "--config", str(settings)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    metadata = run_dir / "backup" / "state.json"
+    deadline = time.monotonic() + 240
+    try:
+        while time.monotonic() < deadline and process.poll() is None:
+            if metadata.exists() and _json.loads(metadata.read_text()).get("epoch", 0) >= 2:
+                break
+            time.sleep(0.2)
+        assert process.poll() is None, "the run ended before it could be killed"
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.wait(timeout=30)
+    done_epochs = _json.loads(metadata.read_text())["epoch"]
+    assert not (run_dir / "model.keras").exists()  # nothing final was written
+
+    result = pretrain.run(dataclasses_replace(config, steps=400))
+    history = _json.loads((run_dir / "history.json").read_text())
+    assert result.steps == 400
+    assert len(history["loss"]) == 40 - done_epochs  # only the epochs left were run
+    assert (run_dir / "model.keras").exists()
+
+
+def dataclasses_asdict(config):
+    import dataclasses
+
+    return dataclasses.asdict(config)
+
+
+def dataclasses_replace(config, **changes):
+    import dataclasses
+
+    return dataclasses.replace(config, **changes)
