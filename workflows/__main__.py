@@ -13,6 +13,8 @@ from workflows.config import add_arguments, config_from_args
 WORKFLOWS = {
     "main": "workflows.main_job",
     "pretrain": "workflows.pretrain",
+    "export": "workflows.export",
+    "predict": "workflows.predict",
     "transfer": "workflows.transfer",
     "finetune": "workflows.finetune",
     "scratch": "workflows.scratch",

@@ -45,9 +45,7 @@ def run(config):
     splits = classify.load_splits(config)
     run_dir = new_run_dir(config.output_dir, "asis")
     base = classify.load_base(config.init_from)
-    train_ds, validation_ds, test_ds = classify.datasets(
-        config, splits, base.tokenizer, config.batch_size
-    )
+    train_ds, validation_ds, test_ds = classify.datasets(config, splits, base, config.batch_size)
     if base.classifier is not None:
         base.classifier.compile()
         metrics = classify.evaluate(base.classifier, test_ds, validation_ds)

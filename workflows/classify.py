@@ -203,7 +203,16 @@ def scratch_backbone(size, vocabulary_size, sequence_length, seed):
     )
 
 
-def datasets(config, splits, tokenizer, batch_size):
+def datasets(config, splits, base, batch_size):
+    """Train, validation and test batches, tokenized with the base's tokenizer."""
+    limit = base.backbone.max_sequence_length
+    if config.sequence_length > limit:
+        raise ValueError(
+            f"--sequence-length {config.sequence_length} is longer than the base allows "
+            f"(max_sequence_length={limit} for {base.description}). Use at most {limit}."
+        )
+    tokenizer = base.tokenizer
+
     def make(part, training):
         return pipelines.classification_dataset(
             part.as_dataset(),

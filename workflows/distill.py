@@ -156,9 +156,7 @@ def run(config):
             ),
             metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
         )
-    train_ds, validation_ds, test_ds = classify.datasets(
-        config, splits, base.tokenizer, config.batch_size
-    )
+    train_ds, validation_ds, test_ds = classify.datasets(config, splits, base, config.batch_size)
     teacher_weights = [w.numpy() for w in teacher.weights[:2]]
     classify.train(distiller, config, train_ds, validation_ds, run_dir)
     for before, after in zip(teacher_weights, teacher.weights[:2], strict=True):

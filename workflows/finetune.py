@@ -63,9 +63,7 @@ def run(config):
             model.classification_head.set_weights(previous.classification_head.get_weights())
         steps = math.ceil(len(splits.train) / config.batch_size)
         classify.compile_classifier(model, config, steps)  # after every change of `trainable`
-    train_ds, validation_ds, test_ds = classify.datasets(
-        config, splits, base.tokenizer, config.batch_size
-    )
+    train_ds, validation_ds, test_ds = classify.datasets(config, splits, base, config.batch_size)
     counts = classify.count_parameters(model)
     print(
         f"[finetune] from {base.description}; trainable {counts['trainable_parameters']:,}, "

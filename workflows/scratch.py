@@ -41,9 +41,7 @@ def run(config):
             dropout=config.dropout,
         )
         classify.compile_classifier(model, config, math.ceil(len(splits.train) / config.batch_size))
-    train_ds, validation_ds, test_ds = classify.datasets(
-        config, splits, base.tokenizer, config.batch_size
-    )
+    train_ds, validation_ds, test_ds = classify.datasets(config, splits, base, config.batch_size)
     classify.train(model, config, train_ds, validation_ds, run_dir)
     metrics = {
         **classify.count_parameters(model),

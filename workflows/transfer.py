@@ -33,9 +33,7 @@ def run(config):
         )
         steps = math.ceil(len(splits.train) / config.batch_size)
         classify.compile_classifier(model, config, steps)
-    train_ds, validation_ds, test_ds = classify.datasets(
-        config, splits, base.tokenizer, config.batch_size
-    )
+    train_ds, validation_ds, test_ds = classify.datasets(config, splits, base, config.batch_size)
     counts = classify.count_parameters(model)
     print(
         f"[transfer] base: {base.description}; trainable {counts['trainable_parameters']:,}, "
