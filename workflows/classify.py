@@ -21,13 +21,12 @@ from keras_transformer import data as kt_data
 from keras_transformer.data import pipelines
 from keras_transformer.distribute import get_strategy, per_replica_batch_size
 from keras_transformer.models import BertBackbone, BertClassifier, BertMaskedLM, size_arguments
+from keras_transformer.text.io import load_tokenizer, save_tokenizer
 from workflows.config import save_config, setting, write_json_atomic
 from workflows.training import (
-    load_tokenizer,
     make_optimizer,
     new_run_dir,
     save_model_atomic,
-    save_tokenizer,
     write_history,
 )
 

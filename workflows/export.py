@@ -49,9 +49,6 @@ class Config:
     max_sequence_length: int | None = setting(None, "truncate inputs to this many tokens")
     top_k: int = setting(5, "fill_mask: candidates per [MASK]")
     max_new_tokens: int = setting(32, "generate: default number of new tokens")
-    jit_compile: bool = setting(
-        False, "generate: XLA decoding loop (TF Serving needs --xla_cpu_compilation_enabled)"
-    )
     warmup: bool = setting(True, "write assets.extra/tf_serving_warmup_requests")
 
 
@@ -93,7 +90,6 @@ def run(config):
         "max_sequence_length": config.max_sequence_length,
         "top_k": config.top_k,
         "max_new_tokens": config.max_new_tokens,
-        "jit_compile": config.jit_compile,
     }
     result = export(
         model,

@@ -32,6 +32,7 @@ from keras_transformer.models import (
     size_arguments,
 )
 from keras_transformer.text import CharacterTokenizer, WordPieceTokenizer
+from keras_transformer.text.io import save_tokenizer
 from keras_transformer.text.vocabulary import train_word_piece_vocabulary
 from workflows.config import save_config, setting, write_json_atomic
 from workflows.training import (
@@ -40,7 +41,6 @@ from workflows.training import (
     make_optimizer,
     new_run_dir,
     save_model_atomic,
-    save_tokenizer,
     write_history,
 )
 

@@ -101,18 +101,6 @@ def dump_json(data):
     return json.dumps(data, indent=2, sort_keys=True, default=str)
 
 
-def save_tokenizer(tokenizer, path):
-    """Saves a tokenizer layer's config (vocabulary included) as JSON, atomically."""
-    write_json_atomic(path, keras.saving.serialize_keras_object(tokenizer))
-    return path
-
-
-def load_tokenizer(path):
-    """Loads a tokenizer saved by `save_tokenizer`."""
-    with open(path, encoding="utf-8") as file:
-        return keras.saving.deserialize_keras_object(json.load(file))
-
-
 class ResumableBackup(keras.callbacks.Callback):
     """Keras' `BackupAndRestore`, made atomic: a killed run never leaves a torn checkpoint.
 

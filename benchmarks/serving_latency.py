@@ -1,0 +1,285 @@
+"""Serving speed: our SavedModels vs keras-hub's, side by side in one run, at the "mini" size.
+
+1. Raw-text classifier latency (ms per request, batch 1 and batch 32): our exported
+   `BertClassifier` (`serving_default`: strings in, core-TF tokenizer inside) vs keras-hub's
+   `BertTextClassifier` with its `BertTextClassifierPreprocessor` exported as a raw-string
+   SavedModel (`keras.export.ExportArchive`; its tokenizer is tensorflow-text). Both: 4 layers,
+   256 wide, vocabulary 30,522 (BERT uncased), 2 classes, max 512 tokens. keras-hub's
+   preprocessor pads to a fixed `sequence_length` (512 by default); it is also measured at 128
+   (enough for these sentences), its best case. Ours pads each batch to its longest text.
+2. Generation speed (new tokens per second, greedy, 64 new tokens after 16-token prompts,
+   batch 1 and 8): our exported `GPTCausalLM` (`from_token_ids` signature: the in-graph
+   decoding loop with its KV cache, as stock TF Serving runs it: no XLA) vs keras-hub
+   `GPT2CausalLM.generate` (preprocessor=None, token ids in), plain and XLA
+   (`compile(jit_compile=True)`). Same size: 4 layers, 256 wide, vocabulary 30,522. (Our
+   `generate_ids` is not XLA-compiled: under XLA it gave other greedy tokens, and ran slower.)
+
+Calls alternate between the contenders so that load from other processes hits all alike; the
+script prints medians and ratios (> 1: ours faster).
+
+    python benchmarks/serving_latency.py            # about 6 minutes on 2 cores
+    python benchmarks/serving_latency.py --quick    # fewer repeats
+"""
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+SIZE = {"num_layers": 4, "num_heads": 4, "hidden_dim": 256, "intermediate_dim": 1024}
+VOCABULARY_SIZE = 30522
+
+
+def load_vocabulary_and_texts():
+    """BERT's uncased vocabulary (from the MiniLM wheel) and movie-review sentences."""
+    from keras_transformer.data import load_movie_sentiment
+    from keras_transformer.data.sources import pretrained_minilm_dir
+    from keras_transformer.text import load_vocabulary
+
+    folder = pretrained_minilm_dir() / "model"
+    vocabulary = load_vocabulary(str(folder / "vocab.txt"))
+    texts = load_movie_sentiment("test").texts
+    return vocabulary, list(texts)
+
+
+def timed(function, repeats):
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def interleaved(contenders, repeats, warmup=2):
+    """`{name: median seconds}` of `{name: callable}` run in alternating rounds."""
+    for function in contenders.values():
+        for _ in range(warmup):
+            function()
+    times = {name: [] for name in contenders}
+    names = list(contenders)
+    for round_ in range(repeats):
+        for name in names if round_ % 2 == 0 else reversed(names):
+            times[name].extend(timed(contenders[name], 1))
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+# ------------------------------------------------------------------------------------------
+# Classifier latency.
+
+
+def export_ours_classifier(vocabulary, folder):
+    from keras_transformer.models import BertBackbone, BertClassifier
+    from keras_transformer.serving import export
+    from keras_transformer.text import WordPieceTokenizer
+
+    keras.utils.set_random_seed(0)
+    backbone = BertBackbone(vocabulary_size=len(vocabulary), max_sequence_length=512, **SIZE)
+    model = BertClassifier(backbone, num_classes=2)
+    result = export(model, WordPieceTokenizer(vocabulary), folder, name="ours", warmup=False)
+    return result
+
+
+def export_keras_hub_classifier(vocabulary, folder, sequence_length):
+    import keras_hub
+
+    keras.utils.set_random_seed(0)
+    backbone = keras_hub.models.BertBackbone(
+        vocabulary_size=len(vocabulary), max_sequence_length=512, **SIZE
+    )
+    tokenizer = keras_hub.models.BertTokenizer(vocabulary=vocabulary, lowercase=True)
+    preprocessor = keras_hub.models.BertTextClassifierPreprocessor(
+        tokenizer, sequence_length=sequence_length
+    )
+    classifier = keras_hub.models.BertTextClassifier(backbone, 2, preprocessor=preprocessor)
+
+    archive = keras.export.ExportArchive()
+    archive.track(classifier)
+
+    def serve(text):
+        x = preprocessor(text)
+        logits = classifier(x, training=False)
+        return {"logits": logits, "probabilities": tf.nn.softmax(logits)}
+
+    archive.add_endpoint(
+        "serving_default", serve, input_signature=[tf.TensorSpec([None], tf.string)]
+    )
+    path = os.path.join(folder, f"keras_hub_{sequence_length}")
+    archive.write_out(path, verbose=False)
+    return path
+
+
+def benchmark_classifier(repeats):
+    import tensorflow_text  # noqa: F401 - keras-hub's SavedModel needs its ops to load.
+
+    vocabulary, texts = load_vocabulary_and_texts()
+    folder = tempfile.mkdtemp()
+    ours = export_ours_classifier(vocabulary, folder)
+    paths = {"ours": ours.path}
+    for length in (512, 128):
+        paths[f"keras-hub (seq {length})"] = export_keras_hub_classifier(vocabulary, folder, length)
+    functions = {
+        name: tf.saved_model.load(path).signatures["serving_default"]
+        for name, path in paths.items()
+    }
+    key = {
+        name: ("text" if name == "ours" else next(iter(f.structured_input_signature[1])))
+        for name, f in functions.items()
+    }
+    rng = np.random.default_rng(0)
+    results = {}
+    for batch_size in (1, 32):
+        batches = [
+            tf.constant([texts[i] for i in rng.choice(len(texts), batch_size)]) for _ in range(16)
+        ]
+        cursor = {"i": 0}
+
+        def call(name, batches=batches, cursor=cursor):
+            batch = batches[cursor["i"] % len(batches)]
+            cursor["i"] += 1
+            return functions[name](**{key[name]: batch})
+
+        contenders = {name: (lambda name=name: call(name)) for name in functions}
+        results[batch_size] = interleaved(contenders, repeats if batch_size == 1 else repeats // 3)
+    lengths = [len(ids) + 2 for ids in _tokenize(vocabulary, texts[:2000])]
+    return results, ours, np.mean(lengths), np.percentile(lengths, 99)
+
+
+def _tokenize(vocabulary, texts):
+    from keras_transformer.text import WordPieceTokenizer
+
+    return WordPieceTokenizer(vocabulary)(tf.constant(texts)).to_list()
+
+
+# ------------------------------------------------------------------------------------------
+# Generation speed.
+
+PROMPT_LENGTH = 16
+NEW_TOKENS = 64
+
+
+def export_ours_lm(folder):
+    from keras_transformer.models import GPTBackbone, GPTCausalLM
+    from keras_transformer.serving import export
+
+    keras.utils.set_random_seed(0)
+    backbone = GPTBackbone(
+        vocabulary_size=VOCABULARY_SIZE, max_sequence_length=256, dropout=0.0, **SIZE
+    )
+    result = export(
+        GPTCausalLM(backbone), None, folder, name="ours", max_new_tokens=NEW_TOKENS, warmup=False
+    )
+    return tf.saved_model.load(result.path).signatures["from_token_ids"]
+
+
+def keras_hub_lm(jit_compile):
+    import keras_hub
+
+    keras.utils.set_random_seed(0)
+    backbone = keras_hub.models.GPT2Backbone(
+        vocabulary_size=VOCABULARY_SIZE, max_sequence_length=256, dropout=0.0, **SIZE
+    )
+    model = keras_hub.models.GPT2CausalLM(backbone, preprocessor=None)
+    model.compile(sampler="greedy", jit_compile=jit_compile)
+    return model
+
+
+def benchmark_generation(repeats, with_xla=True):
+    folder = tempfile.mkdtemp()
+    ours = {"ours": export_ours_lm(folder)}
+    hub = {"keras-hub": keras_hub_lm(False)}
+    if with_xla:
+        hub["keras-hub + XLA"] = keras_hub_lm(True)
+    rng = np.random.default_rng(0)
+    results = {}
+    for batch_size in (1, 8):
+        prompt = rng.integers(1000, VOCABULARY_SIZE, (batch_size, PROMPT_LENGTH)).astype("int32")
+        prompt_mask = np.ones_like(prompt)
+        buffer = np.pad(prompt, ((0, 0), (0, NEW_TOKENS)))
+        buffer_mask = np.pad(prompt_mask, ((0, 0), (0, NEW_TOKENS))).astype(bool)
+        contenders = {}
+        for name, function in ours.items():
+            contenders[name] = lambda f=function, ids=prompt, mask=prompt_mask: f(
+                token_ids=tf.constant(ids),
+                padding_mask=tf.constant(mask),
+                max_new_tokens=tf.constant(NEW_TOKENS),
+                temperature=tf.constant(0.0),
+                top_k=tf.constant(0),
+                top_p=tf.constant(1.0),
+                seed=tf.constant(0),
+            )["token_ids"].numpy()
+        for name, model in hub.items():
+            contenders[name] = lambda m=model, ids=buffer, mask=buffer_mask: m.generate(
+                {"token_ids": ids, "padding_mask": mask}, stop_token_ids=None
+            )
+        check = {name: contenders[name]() for name in contenders}
+        seconds = interleaved(contenders, repeats)
+        results[batch_size] = {
+            name: batch_size * NEW_TOKENS / value for name, value in seconds.items()
+        }
+        shapes = {
+            name: np.asarray(out["token_ids"] if isinstance(out, dict) else out).shape
+            for name, out in check.items()
+        }
+        assert len(set(shapes.values())) == 1, shapes
+    return results
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repeats")
+    parser.add_argument("--no-xla", action="store_true", help="skip the XLA variants")
+    parser.add_argument("--only", choices=("classifier", "generation"), default=None)
+    args = parser.parse_args()
+    from common import machine_description
+
+    print(machine_description())
+    repeats = 10 if args.quick else 40
+    if args.only in (None, "classifier"):
+        latency, ours, mean_length, p99_length = benchmark_classifier(repeats)
+        print(
+            f"\nRaw-text classifier SavedModel, mini (4x256, V=30,522), movie-review sentences "
+            f"(mean {mean_length:.0f} tokens, p99 {p99_length:.0f}); median ms per request:"
+        )
+        print(f"{'':26s}{'batch 1':>10s}{'batch 32':>10s}")
+        for name in latency[1]:
+            print(f"{name:26s}{latency[1][name] * 1e3:10.1f}{latency[32][name] * 1e3:10.1f}")
+        for batch_size in (1, 32):
+            best = min(v for k, v in latency[batch_size].items() if k != "ours")
+            print(
+                f"batch {batch_size}: keras-hub best / ours = "
+                f"{best / latency[batch_size]['ours']:.2f}x"
+            )
+        print(
+            f"export size: variables/ {ours.variables_bytes / 1e6:.1f} MB for "
+            f"{ours.weights_bytes / 1e6:.1f} MB of weights = {ours.size_ratio:.3f}x"
+        )
+    if args.only in (None, "generation"):
+        speed = benchmark_generation(max(repeats // 4, 3), with_xla=not args.no_xla)
+        print(
+            f"\nGreedy generation, mini GPT (4x256, V=30,522), {PROMPT_LENGTH}-token prompts, "
+            f"{NEW_TOKENS} new tokens; new tokens per second:"
+        )
+        print(f"{'':26s}{'batch 1':>10s}{'batch 8':>10s}")
+        for name in speed[1]:
+            print(f"{name:26s}{speed[1][name]:10.0f}{speed[8][name]:10.0f}")
+        for batch_size in (1, 8):
+            ours, plain = speed[batch_size]["ours"], speed[batch_size]["keras-hub"]
+            hub_best = max(v for k, v in speed[batch_size].items() if k != "ours")
+            print(
+                f"batch {batch_size}: ours / keras-hub = {ours / plain:.2f}x (both plain graphs), "
+                f"ours / keras-hub best = {ours / hub_best:.2f}x"
+            )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,62 @@
+"""SavedModel export for TF Serving: raw text in, answers out, generation inside the graph.
+
+    from keras_transformer.serving import export, SavedModelPredictor
+
+    result = export(classifier, tokenizer, "saved_models", name="sentiment",
+                    class_names=["negative", "positive"])      # saved_models/sentiment/1/
+    SavedModelPredictor(result.base)("serving_default", texts=["Loved it!"])
+
+- `export`: writes `BASE/VERSION/` atomically (TF Serving's layout) with signatures that take
+  raw strings (`serving_default`, `embed`, `fill_mask`, `generate`) and token ids
+  (`from_token_ids`), and `assets.extra/tf_serving_warmup_requests`. The graph holds only
+  core TensorFlow ops: stock TF Serving loads it without tensorflow-text.
+- `SavedModelPredictor`, `predict`: run any signature of an export (defaults filled as TF
+  Serving does); `python -m workflows predict` on the command line.
+- `rest_request`, `rest_response`, `rest_url`, `grpc_request`, `outputs_from_response`:
+  TF Serving REST (JSON) and gRPC (`PredictRequest`) helpers.
+- `layout`: versions, safe names, atomic writes. `warmup`: PredictionLog records.
+
+The signatures, their inputs and outputs, and example requests: `saved_models/SERVING.md`.
+"""
+
+from keras_transformer.serving.export import ExportResult, export, serving_module
+from keras_transformer.serving.generation import CausalLMModule
+from keras_transformer.serving.layout import (
+    check_model_name,
+    latest_version_path,
+    list_versions,
+    next_version,
+)
+from keras_transformer.serving.predict import SavedModelPredictor, predict
+from keras_transformer.serving.requests import (
+    grpc_request,
+    outputs_from_response,
+    rest_request,
+    rest_response,
+    rest_url,
+)
+from keras_transformer.serving.signatures import ClassifierModule, EncoderModule, MaskedLMModule
+from keras_transformer.serving.warmup import read_warmup_requests, write_warmup_requests
+
+__all__ = [
+    "CausalLMModule",
+    "ClassifierModule",
+    "EncoderModule",
+    "ExportResult",
+    "MaskedLMModule",
+    "SavedModelPredictor",
+    "check_model_name",
+    "export",
+    "grpc_request",
+    "latest_version_path",
+    "list_versions",
+    "next_version",
+    "outputs_from_response",
+    "predict",
+    "read_warmup_requests",
+    "rest_request",
+    "rest_response",
+    "rest_url",
+    "serving_module",
+    "write_warmup_requests",
+]
