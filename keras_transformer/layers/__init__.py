@@ -5,8 +5,10 @@ Every layer is registered serializable under the package `keras_transformer`, an
 """
 
 from keras_transformer.layers.classification_head import ClassificationHead
+from keras_transformer.layers.dropout import Dropout
 from keras_transformer.layers.feed_forward import FeedForward
 from keras_transformer.layers.language_model_head import LanguageModelHead
+from keras_transformer.layers.layer_normalization import LayerNormalization
 from keras_transformer.layers.masked_lm_head import MaskedLMHead
 from keras_transformer.layers.masks import (
     compute_causal_mask,
@@ -22,8 +24,10 @@ from keras_transformer.layers.transformer_encoder_block import TransformerEncode
 
 __all__ = [
     "ClassificationHead",
+    "Dropout",
     "FeedForward",
     "LanguageModelHead",
+    "LayerNormalization",
     "MaskedLMHead",
     "MultiHeadAttention",
     "PositionEmbedding",

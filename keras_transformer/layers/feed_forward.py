@@ -1,16 +1,62 @@
 """Position-wise feed-forward network."""
 
+import math
+
 import keras
+from keras import ops
+
+from keras_transformer.layers.dropout import Dropout
 
 ACTIVATIONS = ("gelu", "gelu_approximate", "relu", "silu")
+
+
+@ops.custom_gradient
+def gelu(x):
+    """Exact GELU, `x · Φ(x)`, computed in float32 with its derivative `Φ(x) + x · φ(x)`.
+
+    Φ and φ are the standard normal CDF and density. Same values as
+    `keras.activations.gelu(x, approximate=False)`; the hand-written derivative replaces the
+    differentiated erfc graph, and float32 avoids bfloat16's slow element-wise kernels.
+    """
+    x32 = ops.cast(x, "float32")
+    cdf = 0.5 * (1.0 + ops.erf(x32 * (1.0 / math.sqrt(2.0))))
+
+    def grad(*args, upstream=None):
+        if upstream is None:
+            (upstream,) = args
+        pdf = ops.exp(-0.5 * ops.square(x32)) * (1.0 / math.sqrt(2.0 * math.pi))
+        return ops.cast(ops.cast(upstream, "float32") * (cdf + x32 * pdf), x.dtype)
+
+    return ops.cast(x32 * cdf, x.dtype), grad
+
+
+@ops.custom_gradient
+def gelu_approximate(x):
+    """tanh GELU (GPT-2), `0.5 · x · (1 + tanh(u))`, `u = sqrt(2/π) · (x + 0.044715 x³)`.
+
+    Computed in float32 with the derivative written out:
+    `0.5 · (1 + t) + 0.5 · x · (1 - t²) · sqrt(2/π) · (1 + 3 · 0.044715 x²)`, `t = tanh(u)`.
+    """
+    c = math.sqrt(2.0 / math.pi)
+    x32 = ops.cast(x, "float32")
+    t = ops.tanh(c * (x32 + 0.044715 * x32 * x32 * x32))
+
+    def grad(*args, upstream=None):
+        if upstream is None:
+            (upstream,) = args
+        du = c * (1.0 + 3.0 * 0.044715 * ops.square(x32))
+        derivative = 0.5 * (1.0 + t) + 0.5 * x32 * (1.0 - ops.square(t)) * du
+        return ops.cast(ops.cast(upstream, "float32") * derivative, x.dtype)
+
+    return ops.cast(0.5 * x32 * (1.0 + t), x.dtype), grad
 
 
 def get_activation(name):
     """Returns the activation function for a name in `ACTIVATIONS`."""
     if name == "gelu":
-        return lambda x: keras.activations.gelu(x, approximate=False)
+        return gelu
     if name == "gelu_approximate":
-        return lambda x: keras.activations.gelu(x, approximate=True)
+        return gelu_approximate
     if name in ("relu", "silu"):
         return keras.activations.get(name)
     raise ValueError(f"Unknown activation {name!r}. Expected one of {ACTIVATIONS}.")
@@ -76,7 +122,7 @@ class FeedForward(keras.layers.Layer):
             name="output_dense",
         )
         self.output_dense.build((*inputs_shape[:-1], self.intermediate_dim))
-        self.dropout_layer = keras.layers.Dropout(self.dropout, dtype=self.dtype_policy)
+        self.dropout_layer = Dropout(self.dropout, dtype=self.dtype_policy)
         self._activation_fn = get_activation(self.activation)
         self.built = True
 

@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from keras_transformer.layers.feed_forward import get_activation
+from keras_transformer.layers.layer_normalization import LayerNormalization
 
 
 @keras.saving.register_keras_serializable(package="keras_transformer")
@@ -70,7 +71,7 @@ class MaskedLMHead(keras.layers.Layer):
             name="transform_dense",
         )
         self.dense.build((None, None, hidden_dim))
-        self.layer_norm = keras.layers.LayerNormalization(
+        self.layer_norm = LayerNormalization(
             epsilon=self.layer_norm_epsilon, dtype=self.dtype_policy, name="transform_norm"
         )
         self.layer_norm.build((None, None, hidden_dim))

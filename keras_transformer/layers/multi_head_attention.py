@@ -5,6 +5,7 @@ import math
 import keras
 from keras import ops
 
+from keras_transformer.layers.dropout import Dropout
 from keras_transformer.layers.masks import (
     compute_causal_mask,
     merge_masks,
@@ -104,7 +105,7 @@ class MultiHeadAttention(keras.layers.Layer):
         self._output_shape = output_shape
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
-        self.dropout_layer = keras.layers.Dropout(dropout, dtype=self.dtype_policy)
+        self.dropout_layer = Dropout(dropout, dtype=self.dtype_policy)
         self.supports_masking = False
 
     def _projection(self, name, input_dim, head_dim):
@@ -146,8 +147,13 @@ class MultiHeadAttention(keras.layers.Layer):
 
     @staticmethod
     def _project(inputs, kernel, bias):
-        # (B, T, H) x (H, N, D) -> (B, T, N, D)
-        outputs = ops.einsum("bth,hnd->btnd", inputs, kernel)
+        # (B, T, H) x (H, N, D) -> (B, T, N, D), as one (B·T, H) x (H, N·D) matmul. (Keras runs
+        # the einsum "bth,hnd->btnd" as a batch matmul broadcast over B, whose kernel gradient
+        # is B small matmuls and a sum.)
+        input_dim, num_heads, head_dim = kernel.shape
+        outputs = ops.matmul(inputs, ops.reshape(kernel, (input_dim, num_heads * head_dim)))
+        shape = ops.shape(inputs)
+        outputs = ops.reshape(outputs, (shape[0], shape[1], num_heads, head_dim))
         return outputs if bias is None else outputs + bias
 
     def call(
@@ -226,7 +232,11 @@ class MultiHeadAttention(keras.layers.Layer):
             weights = ops.cast(ops.softmax(scores, axis=-1), self.compute_dtype)
         dropped = self.dropout_layer(weights, training=training)
         context = ops.einsum("bnts,bsnd->btnd", dropped, value_heads)  # (B, T, N, D)
-        output = ops.einsum("btnd,ndh->bth", context, self.output_kernel)
+        num_heads, head_dim, output_dim = self.output_kernel.shape
+        shape = ops.shape(context)
+        context = ops.reshape(context, (shape[0], shape[1], num_heads * head_dim))  # (B, T, N·D)
+        kernel = ops.reshape(self.output_kernel, (num_heads * head_dim, output_dim))
+        output = ops.matmul(context, kernel)  # (B, T, H), one 2-D matmul as in `_project`
         if self.output_bias is not None:
             output = output + self.output_bias
         return output, weights

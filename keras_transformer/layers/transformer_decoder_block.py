@@ -2,6 +2,7 @@
 
 import keras
 
+from keras_transformer.layers.dropout import Dropout
 from keras_transformer.layers.multi_head_attention import MultiHeadAttention
 from keras_transformer.layers.transformer_encoder_block import (
     TransformerEncoderBlock,
@@ -64,9 +65,7 @@ class TransformerDecoderBlock(TransformerEncoderBlock):
             )
             self.cross_attention_layer.build(inputs_shape, encoder_shape)
             self.cross_attention_norm = self._layer_norm("cross_attention_norm", inputs_shape)
-            self.cross_attention_dropout = keras.layers.Dropout(
-                self.dropout, dtype=self.dtype_policy
-            )
+            self.cross_attention_dropout = Dropout(self.dropout, dtype=self.dtype_policy)
         self.built = True
 
     def call(

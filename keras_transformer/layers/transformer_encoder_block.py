@@ -2,7 +2,9 @@
 
 import keras
 
+from keras_transformer.layers.dropout import Dropout
 from keras_transformer.layers.feed_forward import FeedForward, get_activation
+from keras_transformer.layers.layer_normalization import LayerNormalization
 from keras_transformer.layers.multi_head_attention import MultiHeadAttention
 
 
@@ -84,7 +86,7 @@ class TransformerEncoderBlock(keras.layers.Layer):
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
 
     def _layer_norm(self, name, shape):
-        layer = keras.layers.LayerNormalization(
+        layer = LayerNormalization(
             epsilon=self.layer_norm_epsilon, dtype=self.dtype_policy, name=name
         )
         layer.build(shape)
@@ -103,7 +105,7 @@ class TransformerEncoderBlock(keras.layers.Layer):
         )
         self.self_attention.build(inputs_shape, inputs_shape)
         self.attention_norm = self._layer_norm("attention_norm", inputs_shape)
-        self.attention_dropout = keras.layers.Dropout(self.dropout, dtype=self.dtype_policy)
+        self.attention_dropout = Dropout(self.dropout, dtype=self.dtype_policy)
         self.feed_forward = FeedForward(
             self.intermediate_dim,
             activation=self.activation,

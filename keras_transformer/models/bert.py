@@ -5,6 +5,8 @@ from keras import ops
 
 from keras_transformer.layers import (
     ClassificationHead,
+    Dropout,
+    LayerNormalization,
     MaskedLMHead,
     PositionEmbedding,
     TokenEmbedding,
@@ -136,10 +138,10 @@ class BertBackbone(OptionalSegmentIds, Backbone):
         self.segment_embedding = SegmentEmbedding(
             num_segments, hidden_dim, dtype=dtype, name="segment_embedding"
         )
-        self.embeddings_norm = keras.layers.LayerNormalization(
+        self.embeddings_norm = LayerNormalization(
             epsilon=layer_norm_epsilon, dtype=dtype, name="embeddings_norm"
         )
-        self.embeddings_dropout = keras.layers.Dropout(dropout, dtype=dtype)
+        self.embeddings_dropout = Dropout(dropout, dtype=dtype)
         self.transformer_blocks = [
             TransformerEncoderBlock(
                 num_heads,

@@ -6,7 +6,9 @@ import tensorflow as tf
 from keras import ops
 
 from keras_transformer.layers import (
+    Dropout,
     LanguageModelHead,
+    LayerNormalization,
     PositionEmbedding,
     TokenEmbedding,
     TransformerDecoderBlock,
@@ -100,7 +102,7 @@ class GPTBackbone(Backbone):
         self.position_embedding = PositionEmbedding(
             max_sequence_length, dtype=dtype, name="position_embedding"
         )
-        self.embeddings_dropout = keras.layers.Dropout(dropout, dtype=dtype)
+        self.embeddings_dropout = Dropout(dropout, dtype=dtype)
         self.transformer_blocks = [
             TransformerDecoderBlock(
                 num_heads,
@@ -114,7 +116,7 @@ class GPTBackbone(Backbone):
             )
             for i in range(num_layers)
         ]
-        self.final_norm = keras.layers.LayerNormalization(
+        self.final_norm = LayerNormalization(
             epsilon=layer_norm_epsilon, dtype=dtype, name="final_norm"
         )
 

@@ -8,7 +8,9 @@ import tensorflow as tf
 from keras import ops
 
 from keras_transformer.layers import (
+    Dropout,
     LanguageModelHead,
+    LayerNormalization,
     PositionEmbedding,
     SinusoidalPositionEncoding,
     TokenEmbedding,
@@ -114,7 +116,7 @@ class Seq2SeqTransformer(Backbone):
             self.decoder_position = PositionEmbedding(
                 max_sequence_length, dtype=dtype, name="decoder_position_embedding"
             )
-        self.embeddings_dropout = keras.layers.Dropout(dropout, dtype=dtype)
+        self.embeddings_dropout = Dropout(dropout, dtype=dtype)
         block_args = {
             "dropout": dropout,
             "activation": activation,
@@ -140,10 +142,10 @@ class Seq2SeqTransformer(Backbone):
         ]
         self.encoder_norm = self.decoder_norm = None
         if normalize_first:  # pre-norm stacks end with a layer norm
-            self.encoder_norm = keras.layers.LayerNormalization(
+            self.encoder_norm = LayerNormalization(
                 epsilon=layer_norm_epsilon, dtype=dtype, name="encoder_norm"
             )
-            self.decoder_norm = keras.layers.LayerNormalization(
+            self.decoder_norm = LayerNormalization(
                 epsilon=layer_norm_epsilon, dtype=dtype, name="decoder_norm"
             )
         self.lm_head = LanguageModelHead(
