@@ -51,7 +51,11 @@ def main(argv=None):
     except (ValueError, TypeError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    result = module.run(config)
+    try:
+        result = module.run(config)
+    except OSError as error:  # unwritable folder, full disk, missing file: say it, no traceback
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     print(json.dumps(dataclasses.asdict(result), indent=2, default=str))
     return 0
 

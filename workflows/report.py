@@ -1,0 +1,461 @@
+"""The main job's run report: report.md, report.html (same content, PNGs embedded) and PNGs.
+
+Sections: the results table (from scratch, transfer, fine-tune, MiniLM start, student:
+accuracy, size, speed), training curves, an attention heat map (one sentence, one layer and
+head: which tokens each token attends to), masked-word predictions, generated Shakespeare,
+student versus teacher, and the exports with a TF Serving command, a REST request and the
+answers a fresh process got from each export.
+
+Figures use matplotlib's Agg backend (no display needed).
+"""
+
+import base64
+import dataclasses
+import datetime
+import html
+import json
+import os
+import re
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+ROW_NAMES = {
+    "scratch": "from scratch (random weights)",
+    "transfer": "transfer (our BERT, frozen + new head)",
+    "finetune": "transfer + fine-tune (our BERT)",
+    "minilm_transfer": "MiniLM start: transfer (frozen)",
+    "minilm_finetune": "MiniLM start: transfer + fine-tune",
+    "distill": "distilled student (half depth)",
+}
+MASKED_SENTENCES = [
+    "to be , or not to [MASK] , that is the question .",
+    "the king is [MASK] , long live the king .",
+    "a funny and [MASK] film .",
+]
+
+
+@dataclasses.dataclass
+class Context:
+    """What the pipeline hands the report: its stages' summaries and a few choices."""
+
+    run_dir: str
+    profile: str
+    data: dict
+    bert: dict
+    gpt: dict
+    rows: dict
+    teacher: str
+    exports: dict
+    answers: dict
+    imported_modules: list
+    stage_seconds: dict
+    attention: tuple  # (model: "minilm" | "ours", layer, head, sentence)
+
+
+# === What the report measures (small model probes) ===
+
+
+def attention_weights(backbone, token_ids, padding_mask, layer):
+    """The (B, N, T, T) attention weights of block `layer` of a `BertBackbone`."""
+    x = backbone.token_embedding(token_ids)  # (B, T, H)
+    x = x + backbone.position_embedding(x)
+    x = backbone.segment_embedding(x, None)
+    x = backbone.embeddings_norm(x)
+    for block in backbone.transformer_blocks[:layer]:
+        x = block(x, padding_mask=padding_mask)
+    _, scores = backbone.transformer_blocks[layer](
+        x, padding_mask=padding_mask, return_attention_scores=True
+    )
+    return scores
+
+
+def attention_probe(context):
+    """Tokens and the (T, T) weights of the chosen layer and head, with what was chosen."""
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from keras_transformer.serving import serving_module
+    from keras_transformer.text.io import load_tokenizer
+
+    which, layer, head, sentence = context.attention
+    if which == "minilm":
+        from keras_transformer.pretrained import load_minilm
+
+        module = serving_module(load_minilm(task="backbone"))
+        name = "pretrained MiniLM (all-MiniLM-L6-v2)"
+    else:
+        model = keras.saving.load_model(context.bert["model_path"], compile=False)
+        tokenizer = load_tokenizer(os.path.join(context.bert["run_dir"], "tokenizer.json"))
+        module = serving_module(model.backbone, tokenizer)
+        name = "our pretrained BERT"
+    backbone = module.model
+    layer = min(max(layer, 0), backbone.num_layers - 1)
+    head = min(max(head, 0), backbone.num_heads - 1)
+    token_ids, padding_mask = module.pack(tf.constant([sentence]))
+    length = int(tf.reduce_sum(padding_mask[0]))
+    token_ids, padding_mask = token_ids[:, :length], padding_mask[:, :length]
+    scores = attention_weights(backbone, token_ids, padding_mask, layer)  # (1, N, T, T)
+    vocabulary = module.tokenizer.get_vocabulary()
+    tokens = [vocabulary[i] for i in token_ids[0].numpy()]
+    weights = np.asarray(scores[0, head], "float32")
+    return {"model": name, "layer": layer, "head": head, "tokens": tokens, "weights": weights}
+
+
+def masked_predictions(context, sentences=MASKED_SENTENCES, top_k=5):
+    """Top-k words for each [MASK] from our masked LM: `[(sentence, [(token, p), ...])]`."""
+    import keras
+    import tensorflow as tf
+
+    from keras_transformer.serving.signatures import MaskedLMModule
+    from keras_transformer.text.io import load_tokenizer
+
+    model = keras.saving.load_model(context.bert["model_path"], compile=False)
+    tokenizer = load_tokenizer(os.path.join(context.bert["run_dir"], "tokenizer.json"))
+    out = MaskedLMModule(model, tokenizer, top_k=top_k)._serve_text(tf.constant(sentences))
+    tokens, scores = out["top_tokens"].numpy(), out["top_scores"].numpy()
+    return [
+        (
+            s,
+            [
+                (t.decode("utf-8", "replace"), float(p))
+                for t, p in zip(tokens[i, 0], scores[i, 0], strict=True)
+            ],
+        )
+        for i, s in enumerate(sentences)
+    ]
+
+
+# === Figures ===
+
+
+def save_figure(figure, path):
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def plot_attention(probe, path):
+    tokens, weights = probe["tokens"], probe["weights"]
+    size = max(4.0, 0.42 * len(tokens) + 1.5)
+    figure, axis = plt.subplots(figsize=(size + 1.0, size))
+    image = axis.imshow(weights, cmap="viridis", vmin=0.0)
+    axis.set_xticks(range(len(tokens)), tokens, rotation=60, ha="right", fontsize=9)
+    axis.set_yticks(range(len(tokens)), tokens, fontsize=9)
+    axis.set_xlabel("attended-to token (key)")
+    axis.set_ylabel("token (query)")
+    axis.set_title(f"{probe['model']}: block {probe['layer']}, head {probe['head']}", fontsize=10)
+    figure.colorbar(image, ax=axis, fraction=0.046, pad=0.04, label="attention weight")
+    return save_figure(figure, path)
+
+
+def plot_curves(histories, path, keys, title):
+    """One panel per history key; one line per run (points marked: quick runs are short)."""
+    figure, axes = plt.subplots(1, len(keys), figsize=(5.2 * len(keys), 3.6), squeeze=False)
+    for axis, key in zip(axes[0], keys, strict=True):
+        for name, history in histories.items():
+            values = history.get(key)
+            if values:
+                axis.plot(range(1, len(values) + 1), values, marker="o", label=name)
+        axis.set_title(key)
+        axis.set_xlabel("epoch (evaluation interval for pretraining)")
+        axis.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=8)
+    figure.suptitle(title)
+    return save_figure(figure, path)
+
+
+def plot_student_teacher(metrics, teacher_name, path):
+    labels = [f"teacher\n({teacher_name})", "student"]
+    accuracy = [metrics["teacher_test_accuracy"], metrics["test_accuracy"]]
+    speed = [metrics["teacher_examples_per_second"], metrics["examples_per_second"]]
+    figure, axes = plt.subplots(1, 2, figsize=(8, 3.4))
+    for axis, values, title in (
+        (axes[0], accuracy, "test accuracy"),
+        (axes[1], speed, "examples / second"),
+    ):
+        bars = axis.bar(labels, values, color=["#4c72b0", "#dd8452"])
+        axis.bar_label(bars, fmt="%.3g")
+        axis.set_title(title)
+    return save_figure(figure, path)
+
+
+# === Markdown, and the same as HTML ===
+
+
+def md_table(header, rows):
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def file_mb(path):
+    return os.path.getsize(path) / 1e6 if path and os.path.isfile(path) else float("nan")
+
+
+def read_history(run_dir):
+    path = os.path.join(run_dir, "history.json")
+    if not os.path.isfile(path):
+        return {}
+    with open(path, encoding="utf-8") as file:
+        return json.load(file)
+
+
+def results_section(context):
+    rows = []
+    for name, summary in context.rows.items():
+        m = summary["metrics"]
+        rows.append(
+            [
+                ROW_NAMES.get(name, name) + (" (teacher)" if name == context.teacher else ""),
+                f"{m.get('test_accuracy', float('nan')):.3f}",
+                f"{m.get('validation_accuracy', float('nan')):.3f}",
+                f"{m.get('parameters', 0) / 1e6:.2f} M",
+                f"{file_mb(summary.get('model_path')):.1f} MB",
+                f"{m.get('examples_per_second', float('nan')):,.0f}",
+            ]
+        )
+    table = md_table(
+        ["model", "test acc", "val acc", "parameters", ".keras size", "examples/s"], rows
+    )
+    note = (
+        f"`movie_sentiment` subset: {context.data['train_examples']:,} training and "
+        f"{context.data['test_examples']:,} test sentences (MiniLM rows use the smaller "
+        "`minilm.csv` subset and its own test split when the profile makes one)."
+    )
+    return f"## Results\n\n{table}\n\n{note}\n"
+
+
+def serving_section(context):
+    lines = ["## Exports (TF Serving layout)\n"]
+    lines.append(
+        md_table(
+            ["name", "version folder", "signatures"],
+            [
+                [name, f"`{e['path']}`", ", ".join(e["signatures"])]
+                for name, e in context.exports.items()
+            ],
+        )
+    )
+    base_dir = os.path.dirname(next(iter(context.exports.values()))["base"])
+    config_lines = ["model_config_list {"]
+    for name in context.exports:
+        config_lines.append(
+            f'  config {{ name: "{name}" base_path: "/models/{name}" model_platform: '
+            '"tensorflow" }'
+        )
+    config_lines.append("}")
+    config_path = os.path.join(context.run_dir, "models.config")
+    with open(config_path, "w", encoding="utf-8") as file:
+        file.write("\n".join(config_lines) + "\n")
+    request = json.dumps({"signature_name": "serving_default", "inputs": {"text": [
+        "A warm, funny and beautifully acted film."]}})  # fmt: skip
+    generate = json.dumps({"signature_name": "generate", "inputs": {"prompts": ["ROMEO:\n"]}})
+    lines.append(
+        "\nServe all of them with stock TF Serving (no tensorflow-text needed):\n\n```bash\n"
+        f'docker run --rm -p 8501:8501 -v "{base_dir}:/models" \\\n'
+        f'  -v "{os.path.abspath(config_path)}:/models.config" \\\n'
+        "  tensorflow/serving --model_config_file=/models.config\n"
+        f"curl -X POST http://localhost:8501/v1/models/sentiment:predict -d '{request}'\n"
+        "curl -X POST http://localhost:8501/v1/models/shakespeare_gpt:predict "
+        f"-d '{generate}'\n```\n"
+    )
+    lines.append(
+        "\nAnswers from a fresh process that imported only TensorFlow "
+        f"(other modules loaded: {context.imported_modules or 'none'}):\n"
+    )
+    rows = []
+    for name, answer in context.answers.items():
+        rows.append(
+            [name, answer["signature"], describe_answer(answer), f"{answer['seconds']:.1f} s"]
+        )
+    lines.append(md_table(["export", "signature", "answer", "load + answer"], rows))
+    return "\n".join(lines) + "\n"
+
+
+def describe_answer(answer):
+    """One table cell for a served answer: labels with probabilities, shapes, or text."""
+    outputs, inputs = answer["outputs"], answer["inputs"]
+    if "label" in outputs:
+        return "<br>".join(
+            f"“{text}” → **{label}** ({max(p):.2f})"
+            for text, label, p in zip(
+                inputs["text"], outputs["label"], outputs["probabilities"], strict=True
+            )
+        )
+    if "generated_text" in outputs:
+        return f"`{json.dumps(outputs['generated_text'][0], ensure_ascii=False)}`"
+    if "cosine_0_1" in outputs:
+        return (
+            f"sentence vectors {outputs['sentence_embedding_shape']}, cosine of the two "
+            f"reviews {outputs['cosine_0_1']:.3f}"
+        )
+    return f"`{json.dumps(outputs, ensure_ascii=False)[:300]}`"
+
+
+def markdown_to_html(text, folder):
+    """The small subset of Markdown this report writes -> HTML (images embedded as base64)."""
+    out, in_code, in_table = [], False, False
+    for line in text.splitlines():
+        if line.startswith("```"):
+            out.append("</code></pre>" if in_code else "<pre><code>")
+            in_code = not in_code
+            continue
+        if in_code:
+            out.append(html.escape(line))
+            continue
+        if in_table and not line.startswith("|"):
+            out.append("</table>")
+            in_table = False
+        if line.startswith("|"):
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            if all(set(c) <= {"-"} for c in cells):
+                continue
+            tag = "th" if not in_table else "td"
+            if not in_table:
+                out.append("<table>")
+                in_table = True
+            out.append("<tr>" + "".join(f"<{tag}>{inline(c)}</{tag}>" for c in cells) + "</tr>")
+        elif line.startswith("#"):
+            level = len(line) - len(line.lstrip("#"))
+            out.append(f"<h{level}>{inline(line[level:].strip())}</h{level}>")
+        elif match := re.fullmatch(r"!\[(.*)\]\((.*)\)", line.strip()):
+            with open(os.path.join(folder, match.group(2)), "rb") as file:
+                data = base64.b64encode(file.read()).decode("ascii")
+            out.append(f'<p><img alt="{html.escape(match.group(1))}" '
+                       f'src="data:image/png;base64,{data}"></p>')  # fmt: skip
+        elif line.strip():
+            out.append(f"<p>{inline(line)}</p>")
+    if in_table:
+        out.append("</table>")
+    style = (
+        "body{font-family:sans-serif;max-width:1100px;margin:2em auto;line-height:1.45}"
+        "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px}"
+        "pre{background:#f4f4f4;padding:8px;overflow-x:auto}img{max-width:100%}"
+    )
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>Main job report</title>"
+        f"<style>{style}</style></head><body>\n" + "\n".join(out) + "\n</body></html>\n"
+    )
+
+
+def inline(text):
+    text = html.escape(text).replace("&lt;br&gt;", "<br>")
+    text = re.sub(r"`([^`]*)`", r"<code>\1</code>", text)
+    return re.sub(r"\*\*([^*]*)\*\*", r"<b>\1</b>", text)
+
+
+def write_report(stage_folder, context):
+    """Writes RUN/report.md, RUN/report.html and RUN/figures/*.png; returns the stage summary."""
+    folder = context.run_dir
+    figures = os.path.join(folder, "figures")
+    os.makedirs(figures, exist_ok=True)
+    print("[main] report: probing attention and masked words ...", flush=True)
+    sections = [
+        f"# Main job report ({context.profile} profile)\n\n"
+        f"{datetime.datetime.now():%Y-%m-%d %H:%M}, run folder `{os.path.abspath(folder)}`. "
+        "Raw text in, served models out: every number below comes from this run.\n",
+        results_section(context),
+    ]
+    classifier_histories = {
+        ROW_NAMES.get(n, n): read_history(s["run_dir"]) for n, s in context.rows.items()
+    }
+    pretrain_histories = {
+        "BERT (masked LM)": read_history(context.bert["run_dir"]),
+        "GPT (causal LM, characters)": read_history(context.gpt["run_dir"]),
+    }
+    plot_curves(pretrain_histories, os.path.join(figures, "pretraining.png"),
+                ["loss", "val_loss"], "Pretraining")  # fmt: skip
+    plot_curves(classifier_histories, os.path.join(figures, "classifiers.png"),
+                ["loss", "val_accuracy"], "Classifiers on movie_sentiment")  # fmt: skip
+    sections.append(
+        "## Training curves\n\n![pretraining](figures/pretraining.png)\n\n"
+        "![classifiers](figures/classifiers.png)\n"
+    )
+    probe = attention_probe(context)
+    plot_attention(probe, os.path.join(figures, "attention.png"))
+    inner = probe["weights"][1:-1, 1:-1]  # without [CLS] and [SEP], where heads park
+    strongest = [
+        f"{t} → {probe['tokens'][1 + int(w.argmax())]}"
+        for t, w in zip(probe["tokens"][1:-1], inner, strict=True)
+    ]
+    sections.append(
+        f"## Attention: which tokens each token looks at\n\n{probe['model']}, block "
+        f"{probe['layer']}, head {probe['head']} (choose with `--attention-layer`, "
+        "`--attention-head`, `--attention-sentence`). Row = a token, column = the token it "
+        "attends to; each row sums to 1.\n\n![attention](figures/attention.png)\n\n"
+        f"Strongest link per word (leaving out [CLS] and [SEP]): {', '.join(strongest)}\n"
+    )
+    rows = [
+        [f"`{s}`", ", ".join(f"{t} ({p:.2f})" for t, p in top)]
+        for s, top in masked_predictions(context)
+    ]
+    sections.append(
+        "## Masked-word predictions (our BERT, top 5)\n\n"
+        + md_table(["sentence", "predictions (probability)"], rows)
+        + "\n"
+    )
+    samples_path = os.path.join(context.gpt["run_dir"], "samples.txt")
+    with open(samples_path, encoding="utf-8") as file:
+        samples = file.read().strip()
+    served = next(
+        (a for a in context.answers.values() if a["signature"] == "generate"), {"outputs": {}}
+    )
+    served_text = "\n".join(served["outputs"].get("generated_text", []))
+    gpt_metrics = context.gpt["metrics"]
+    sections.append(
+        "## Generated Shakespeare (our GPT, characters)\n\n"
+        f"Validation perplexity {gpt_metrics['validation_perplexity']:.2f} per character. "
+        "Sampled in training (top-k 20, temperature 0.8):\n\n"
+        f"```\n{samples}\n```\n\nFrom the exported `generate` signature, in a fresh "
+        f"process:\n\n```\n{served_text}\n```\n"
+    )
+    distilled = context.rows["distill"]["metrics"]
+    plot_student_teacher(distilled, context.teacher, os.path.join(figures, "student.png"))
+    sections.append(
+        "## Student versus teacher\n\n"
+        + md_table(
+            ["", "blocks", "parameters", "test acc", "examples/s"],
+            [
+                [
+                    f"teacher ({context.teacher})",
+                    distilled["student_layers"] * 2,
+                    f"{distilled['teacher_parameters'] / 1e6:.2f} M",
+                    f"{distilled['teacher_test_accuracy']:.3f}",
+                    f"{distilled['teacher_examples_per_second']:,.0f}",
+                ],
+                [
+                    "student",
+                    distilled["student_layers"],
+                    f"{distilled['parameters'] / 1e6:.2f} M",
+                    f"{distilled['test_accuracy']:.3f}",
+                    f"{distilled['examples_per_second']:,.0f}",
+                ],
+            ],  # fmt: skip
+        )
+        + f"\n\nThe student keeps {distilled['accuracy_kept']:.0%} of the teacher's accuracy "
+        f"at {distilled['speedup']:.2f}x its speed.\n\n![student](figures/student.png)\n"
+    )
+    sections.append(serving_section(context))
+    sections.append(
+        "## Stage times\n\n"
+        + md_table(
+            ["stage", "seconds"],
+            [[n, f"{s:.0f}"] for n, s in context.stage_seconds.items()],
+        )
+        + "\n\n(Stages done by an earlier run show that run's time.)\n"
+    )
+    text = "\n".join(sections)
+    report_path = os.path.join(folder, "report.md")
+    html_path = os.path.join(folder, "report.html")
+    for path, content in ((report_path, text), (html_path, markdown_to_html(text, folder))):
+        with open(path + ".tmp", "w", encoding="utf-8") as file:
+            file.write(content)
+        os.replace(path + ".tmp", path)
+    pngs = [os.path.join(figures, n) for n in sorted(os.listdir(figures)) if n.endswith(".png")]
+    print(f"[main] report: {os.path.abspath(report_path)}", flush=True)
+    return {"outputs": [report_path, html_path, *pngs], "report": report_path, "html": html_path}
