@@ -215,6 +215,19 @@ def make_dataset(config, texts, tokenizer, batch_size, training):
     )
 
 
+def with_known_cardinality(dataset):
+    """Counts a (small, cached) dataset's batches and declares the count.
+
+    Keras 3.15's `evaluate` (and `fit`'s validation) under-reports the loss by a factor
+    n / (n + 1) on a dataset of unknown cardinality, as `causal_lm_dataset` is (seen here:
+    2.19 instead of 2.92 over 3 batches); a declared cardinality avoids it.
+    """
+    count = sum(1 for _ in dataset)
+    if count == 0:
+        raise ValueError("The validation text makes no batch: use more text or a smaller batch.")
+    return dataset.apply(tf.data.experimental.assert_cardinality(count))
+
+
 def check_config(config):
     if config.objective == "masked" and config.tokens == "char":
         raise ValueError(
@@ -241,7 +254,7 @@ def run(config):
     tokenizer_path = save_tokenizer(tokenizer, os.path.join(run_dir, "tokenizer.json"))
     train_ds = make_dataset(config, train_texts, tokenizer, config.batch_size, True).repeat()
     validation_ds = make_dataset(config, validation_texts, tokenizer, config.batch_size, False)
-    validation_ds = validation_ds.take(config.eval_batches).cache()
+    validation_ds = with_known_cardinality(validation_ds.take(config.eval_batches).cache())
 
     previous_policy = keras.config.dtype_policy()
     if config.mixed_precision:

@@ -156,3 +156,19 @@ def dataclasses_replace(config, **changes):
     import dataclasses
 
     return dataclasses.replace(config, **changes)
+
+
+def test_validation_loss_is_the_mean_over_batches(corpus_file, tmp_path):
+    import keras
+    import numpy as np
+
+    config = tiny(corpus_file, tmp_path / "run", steps=10, num_samples=0)
+    result = pretrain.run(config)
+    model = keras.saving.load_model(result.model_path)
+    train_texts, validation_texts = pretrain.load_corpus(corpus_file)
+    tokenizer = pretrain.build_tokenizer(config, train_texts)
+    dataset = pretrain.make_dataset(config, validation_texts, tokenizer, 8, False)
+    dataset = pretrain.with_known_cardinality(dataset.take(config.eval_batches).cache())
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    by_hand = np.mean([float(loss(y, model(x), sample_weight=w)) for x, y, w in dataset])
+    assert result.metrics["validation_loss"] == pytest.approx(by_hand, rel=1e-4)
