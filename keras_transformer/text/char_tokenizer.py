@@ -13,13 +13,14 @@ from keras_transformer.text.vocabulary import (
     UNK_TOKEN,
     validate_vocabulary,
 )
+from keras_transformer.text.vocabulary_tokenizer import VocabularyTokenizer
 
 CHARACTER_RESERVED_TOKENS = (PAD_TOKEN, UNK_TOKEN, BOS_TOKEN, EOS_TOKEN)
 UNITS = ("character", "byte")
 
 
 @keras.saving.register_keras_serializable(package="keras_transformer")
-class CharacterTokenizer(keras.layers.Layer):
+class CharacterTokenizer(VocabularyTokenizer):
     """Map each Unicode character (or each byte) of a string to an id of a small vocabulary.
 
     The vocabulary is a list whose first entries are reserved tokens (`[PAD]` must be id 0,
@@ -142,37 +143,6 @@ class CharacterTokenizer(keras.layers.Layer):
         if not symbols:
             raise ValueError("No characters found in `texts`: pass a non-empty corpus.")
         return cls(list(reserved_tokens) + sorted(symbols), unit=unit, **kwargs)
-
-    def get_vocabulary(self):
-        """Return the vocabulary as a list (the id of a token is its index)."""
-        return list(self.vocabulary)
-
-    def vocabulary_size(self):
-        """Return the number of ids."""
-        return len(self.vocabulary)
-
-    def token_to_id(self, token):
-        """Return the id of `token`; raises `ValueError` if it is not in the vocabulary."""
-        if token not in self._token_to_id:
-            raise ValueError(f"Token {token!r} is not in the vocabulary.")
-        return self._token_to_id[token]
-
-    def id_to_token(self, id):
-        """Return the token of `id`."""
-        if not 0 <= id < len(self.vocabulary):
-            raise ValueError(f"`id` must be in [0, {len(self.vocabulary) - 1}]. Received: {id}")
-        return self.vocabulary[id]
-
-    @tf.autograph.experimental.do_not_convert
-    def __call__(self, inputs, *args, **kwargs):
-        # Keras takes only tensors positionally: accept Python strings and lists of them too.
-        if isinstance(inputs, (str, bytes, list, tuple)):
-            inputs = (
-                tf.constant(inputs, tf.string)
-                if inputs or isinstance(inputs, (str, bytes))
-                else tf.zeros([0], tf.string)
-            )
-        return super().__call__(inputs, *args, **kwargs)
 
     def call(self, inputs):
         inputs = tf.convert_to_tensor(inputs)

@@ -6,6 +6,7 @@ import tensorflow as tf
 from keras_transformer.text.normalization import UnicodeNormalizer, apply_where
 from keras_transformer.text.string_ops import join_rows, row_ids, split_whitespace
 from keras_transformer.text.vocabulary import UNK_TOKEN, load_vocabulary, validate_vocabulary
+from keras_transformer.text.vocabulary_tokenizer import VocabularyTokenizer
 from keras_transformer.text.wordpiece_search import PiecePrefixTable, greedy_word_pieces
 
 # The pre-tokenizer regexes of keras-hub's WordPieceTokenizer (RE2 syntax, as in
@@ -28,7 +29,7 @@ REPLACEMENT_CHARACTER = 0xFFFD
 
 
 @keras.saving.register_keras_serializable(package="keras_transformer")
-class WordPieceTokenizer(keras.layers.Layer):
+class WordPieceTokenizer(VocabularyTokenizer):
     """WordPiece tokenizer whose graph holds only core TensorFlow ops.
 
     Gives the same ids as keras-hub's `WordPieceTokenizer` (tensorflow-text's
@@ -158,42 +159,8 @@ class WordPieceTokenizer(keras.layers.Layer):
     # ----------------------------------------------------------------------------------------
     # Vocabulary accessors.
 
-    def get_vocabulary(self):
-        """Return the vocabulary as a list of tokens (the id of a token is its index)."""
-        return list(self.vocabulary)
-
-    def vocabulary_size(self):
-        """Return the number of tokens in the vocabulary."""
-        return len(self.vocabulary)
-
-    def token_to_id(self, token):
-        """Return the id of `token`; raises `ValueError` if it is not in the vocabulary."""
-        if token not in self._token_to_id:
-            raise ValueError(
-                f"Token {token!r} is not in the vocabulary ({len(self.vocabulary)} tokens). "
-                "Add it to the vocabulary or use a token that is in it."
-            )
-        return self._token_to_id[token]
-
-    def id_to_token(self, id):
-        """Return the token of `id`; raises `ValueError` if `id` is out of range."""
-        if not 0 <= id < len(self.vocabulary):
-            raise ValueError(f"`id` must be in [0, {len(self.vocabulary) - 1}]. Received: id={id}")
-        return self.vocabulary[id]
-
     # ----------------------------------------------------------------------------------------
     # Tokenization.
-
-    @tf.autograph.experimental.do_not_convert
-    def __call__(self, inputs, *args, **kwargs):
-        # Keras takes only tensors positionally: accept Python strings and lists of them too.
-        if isinstance(inputs, (str, bytes, list, tuple)):
-            inputs = (
-                tf.constant(inputs, tf.string)
-                if inputs or isinstance(inputs, (str, bytes))
-                else tf.zeros([0], tf.string)
-            )
-        return super().__call__(inputs, *args, **kwargs)
 
     def call(self, inputs):
         inputs = _to_string_tensor(inputs)
