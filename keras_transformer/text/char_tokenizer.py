@@ -194,18 +194,7 @@ class CharacterTokenizer(VocabularyTokenizer):
         text = join_rows(pieces, tf.cast(ids.row_splits, tf.int32))
         return text[0] if unbatched else text
 
-    def compute_output_spec(self, inputs):
-        shape = tuple(inputs.shape) + (self.sequence_length,)
-        return keras.KerasTensor(shape, dtype="int32", ragged=not self.sequence_length)
-
     def get_config(self):
         config = super().get_config()
-        config.pop("dtype", None)
-        config.update(
-            {
-                "vocabulary": list(self.vocabulary),
-                "unit": self.unit,
-                "sequence_length": self.sequence_length,
-            }
-        )
+        config["unit"] = self.unit
         return config

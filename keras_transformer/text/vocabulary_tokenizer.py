@@ -7,8 +7,9 @@ import tensorflow as tf
 class VocabularyTokenizer(keras.layers.Layer):
     """Base of our tokenizer layers: a `vocabulary` list whose indices are the ids.
 
-    Subclasses set `self.vocabulary` (a list of str) and `self._token_to_id` in `__init__` and
-    implement `call`. Calling the layer also accepts a Python string or a list of them (Keras
+    Subclasses set `self.vocabulary` (a list of str), `self._token_to_id` and
+    `self.sequence_length` in `__init__`, implement `call`, and add their own arguments to
+    `get_config`. Calling the layer also accepts a Python string or a list of them (Keras
     itself takes only tensors positionally).
     """
 
@@ -44,3 +45,15 @@ class VocabularyTokenizer(keras.layers.Layer):
                 else tf.zeros([0], tf.string)
             )
         return super().__call__(inputs, *args, **kwargs)
+
+    def compute_output_spec(self, inputs):
+        shape = tuple(inputs.shape) + (self.sequence_length,)
+        return keras.KerasTensor(shape, dtype="int32", ragged=not self.sequence_length)
+
+    def get_config(self):
+        config = super().get_config()
+        config.pop("dtype", None)  # always int32 ids
+        config.update(
+            {"vocabulary": list(self.vocabulary), "sequence_length": self.sequence_length}
+        )
+        return config

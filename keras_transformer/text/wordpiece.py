@@ -300,17 +300,10 @@ class WordPieceTokenizer(VocabularyTokenizer):
         text = join_rows(pieces, row_splits)
         return text[0] if unbatched else text
 
-    def compute_output_spec(self, inputs):
-        shape = tuple(inputs.shape) + (self.sequence_length,)
-        return keras.KerasTensor(shape, dtype="int32", ragged=not self.sequence_length)
-
     def get_config(self):
         config = super().get_config()
-        config.pop("dtype", None)
         config.update(
             {
-                "vocabulary": list(self.vocabulary),
-                "sequence_length": self.sequence_length,
                 "lowercase": self.lowercase,
                 "strip_accents": self.strip_accents,
                 "split_on_cjk": self.split_on_cjk,
