@@ -2,42 +2,32 @@
 
 Names: `auto`, `cpu`, `one_device`, `mirrored`, `multi_worker`, `tpu`.
 
-- `auto`: `multi_worker` when `TF_CONFIG` names more than one worker, `mirrored` when several
-  GPUs are visible, otherwise the default (one device) strategy.
+- `auto`: `multi_worker` when the cluster settings (`TF_CONFIG`, SageMaker's `SM_HOSTS`, or
+  `training.configure_cluster`'s `--workers`) name more than one worker, `mirrored` when
+  several GPUs are visible, otherwise the default (one device) strategy.
 - `cpu`: one CPU device. `one_device`: the first GPU if there is one, else the CPU.
 - `mirrored`: synchronous data parallelism over the local devices (all GPUs, or the logical CPU
   devices made with `tf.config.set_logical_device_configuration`).
-- `multi_worker`: synchronous data parallelism over several hosts, configured by `TF_CONFIG`.
+- `multi_worker`: synchronous data parallelism over several hosts, from the cluster settings;
+  created once per process, before any other TensorFlow op runs. Train with
+  `keras_transformer.training.fit` (Keras 3's `model.fit` fails under this strategy).
 - `tpu`: a TPU system, found by `TPUClusterResolver` (or `tpu_address`).
 
 Build and compile models inside `strategy.scope()`; the global batch is split across replicas.
 """
 
-import json
-import os
-
 import tensorflow as tf
+
+from keras_transformer.training.cluster import resolve_cluster
+from keras_transformer.training.strategy import multi_worker_strategy
 
 STRATEGIES = ("auto", "cpu", "one_device", "mirrored", "multi_worker", "tpu")
 
-
-def _tf_config_workers():
-    raw = os.environ.get("TF_CONFIG")
-    if not raw:
-        return 0
-    try:
-        config = json.loads(raw)
-    except json.JSONDecodeError as error:
-        raise ValueError(
-            f"TF_CONFIG is not valid JSON ({error}). Received: TF_CONFIG={raw[:200]!r}. "
-            'Expected e.g. {"cluster": {"worker": ["host1:port", "host2:port"]}, '
-            '"task": {"type": "worker", "index": 0}}.'
-        ) from error
-    cluster = config.get("cluster", {})
-    return sum(len(cluster.get(role, [])) for role in ("chief", "worker"))
+# TensorFlow allows one `MultiWorkerMirroredStrategy` per process: later calls reuse it.
+_MULTI_WORKER = None
 
 
-def get_strategy(name="auto", devices=None, tpu_address=None):
+def get_strategy(name="auto", devices=None, tpu_address=None, replicas_per_worker=None):
     """Returns the `tf.distribute.Strategy` for a name.
 
     Args:
@@ -45,6 +35,8 @@ def get_strategy(name="auto", devices=None, tpu_address=None):
         devices: list of device names for `mirrored` (e.g. `["/cpu:0", "/cpu:1"]`). Defaults
             to all local GPUs, or all logical CPUs when there is no GPU.
         tpu_address: str. The TPU to connect to, for `tpu`. Defaults to the environment's.
+        replicas_per_worker: int or None. For `multi_worker` on CPU-only hosts: split each
+            worker's CPU into this many replicas (see `training.multi_worker_strategy`).
 
     Returns:
         A `tf.distribute.Strategy`.
@@ -52,7 +44,7 @@ def get_strategy(name="auto", devices=None, tpu_address=None):
     if name not in STRATEGIES:
         raise ValueError(f"Unknown strategy {name!r}. Expected one of {STRATEGIES}.")
     if name == "auto":
-        if _tf_config_workers() > 1:
+        if resolve_cluster().is_multi_worker:  # TF_CONFIG, --workers or SageMaker
             name = "multi_worker"
         elif len(tf.config.list_logical_devices("GPU")) > 1:
             name = "mirrored"
@@ -69,8 +61,10 @@ def get_strategy(name="auto", devices=None, tpu_address=None):
             devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
         return tf.distribute.MirroredStrategy(devices)
     if name == "multi_worker":
-        _tf_config_workers()  # validates TF_CONFIG
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        global _MULTI_WORKER
+        if _MULTI_WORKER is None:  # validates the cluster; starts, or fails, in bounded time
+            _MULTI_WORKER = multi_worker_strategy(replicas_per_worker=replicas_per_worker)
+        return _MULTI_WORKER
     try:
         resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu_address)
         tf.config.experimental_connect_to_cluster(resolver)

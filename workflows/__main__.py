@@ -7,7 +7,13 @@ import json
 import os
 import sys
 
-from workflows.config import add_arguments, config_from_args
+from keras_transformer.training import (
+    ConfigMismatchError,
+    WorkerLostError,
+    add_cluster_arguments,
+    cluster_from_args,
+)
+from workflows.config import add_arguments, config_from_args, sagemaker_defaults
 
 # name -> module; each module has `Config` (a frozen dataclass), `run(config)` and `__doc__`.
 WORKFLOWS = {
@@ -21,6 +27,8 @@ WORKFLOWS = {
     "as-is": "workflows.asis",
     "distill": "workflows.distill",
 }
+# The workflows that train: they take the cluster flags and run on several workers.
+DISTRIBUTED = ("pretrain", "transfer", "finetune", "scratch", "distill")
 
 
 def build_parser():
@@ -39,6 +47,8 @@ def build_parser():
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         add_arguments(sub, module.Config)
+        if name in DISTRIBUTED:
+            add_cluster_arguments(sub)
     return parser
 
 
@@ -47,7 +57,19 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     module = importlib.import_module(WORKFLOWS[args.workflow])
     try:
-        config = config_from_args(module.Config, args)
+        if args.workflow in DISTRIBUTED:
+            cluster = cluster_from_args(args)  # --workers, TF_CONFIG or SageMaker -> TF_CONFIG
+            if cluster.is_multi_worker:
+                print(
+                    f"[{args.workflow}] worker {cluster.index} of {cluster.num_workers} "
+                    f"(cluster from {cluster.source})",
+                    flush=True,
+                )
+        defaults = sagemaker_defaults(module.Config) if args.workflow in DISTRIBUTED else {}
+        config = config_from_args(module.Config, args, defaults=defaults)
+        for key, value in defaults.items():
+            if getattr(config, key) == value:
+                print(f"[{args.workflow}] SageMaker: --{key.replace('_', '-')} {value}", flush=True)
     except (ValueError, TypeError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -56,6 +78,9 @@ def main(argv=None):
     except OSError as error:  # unwritable folder, full disk, missing file: say it, no traceback
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except (WorkerLostError, ConfigMismatchError) as error:  # a cluster's failure: rerun
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     print(json.dumps(dataclasses.asdict(result), indent=2, default=str))
     return 0
 

@@ -18,17 +18,12 @@ import numpy as np
 import tensorflow as tf
 
 from keras_transformer import data as kt_data
+from keras_transformer import training
 from keras_transformer.data import pipelines
-from keras_transformer.distribute import get_strategy, per_replica_batch_size
 from keras_transformer.models import BertBackbone, BertClassifier, BertMaskedLM, size_arguments
 from keras_transformer.text.io import load_tokenizer, save_tokenizer
-from workflows.config import save_config, setting, write_json_atomic
-from workflows.training import (
-    make_optimizer,
-    new_run_dir,
-    save_model_atomic,
-    write_history,
-)
+from workflows.config import setting, write_json_atomic
+from workflows.training import fit, make_optimizer, save_model_atomic, start, write_history
 
 SPLIT_FRACTIONS = {"train": 0.8, "validation": 0.1, "test": 0.1}
 
@@ -234,15 +229,14 @@ def check_config(config):
 
 
 def prepare(config, name):
-    """Checks the config, picks the strategy and run folder, loads the data. Nothing trains."""
+    """Checks the config, starts the strategy and run folder, loads the data. Nothing trains.
+
+    Returns:
+        `(place, splits)`: a `workflows.training.RunPlace` and the `Splits`.
+    """
     check_config(config)
-    keras.utils.set_random_seed(config.seed)
-    strategy = get_strategy(config.strategy)
-    per_replica_batch_size(config.batch_size, strategy)
-    splits = load_splits(config)
-    run_dir = new_run_dir(config.output_dir, name)
-    save_config(config, run_dir)
-    return strategy, splits, run_dir
+    place = start(config, name)
+    return place, load_splits(config)
 
 
 def classifier_optimizer(config, steps_per_epoch):
@@ -268,11 +262,9 @@ def count_parameters(model):
     return {"trainable_parameters": trainable, "frozen_parameters": frozen}
 
 
-def train(model, config, train_ds, validation_ds, run_dir, callbacks=()):
-    """`fit` with atomic resume, early stopping and a time budget; returns the history dict."""
-    from workflows.training import ResumableBackup, TimeBudget
-
-    callbacks = [ResumableBackup(os.path.join(run_dir, "backup")), *callbacks]
+def train(model, config, train_ds, validation_ds, place, callbacks=()):
+    """Trains with resume, early stopping and a time budget; returns the history dict."""
+    callbacks = list(callbacks)
     if config.patience:
         callbacks.append(
             keras.callbacks.EarlyStopping(
@@ -282,51 +274,62 @@ def train(model, config, train_ds, validation_ds, run_dir, callbacks=()):
                 restore_best_weights=True,
             )
         )
-    if config.max_seconds:
-        callbacks.append(TimeBudget(config.max_seconds))
-    history = model.fit(
+    history = fit(
+        model,
         train_ds,
-        validation_data=validation_ds,
+        config,
+        place,
         epochs=config.epochs,
+        validation_data=validation_ds,
         callbacks=callbacks,
-        verbose=config.verbose,
     )
-    return write_history(history, run_dir)
+    return write_history(history, place.run_dir, place.chief)
 
 
-def evaluate(model, test_ds, validation_ds=None):
+def evaluate(model, test_ds, validation_ds=None, strategy=None):
     """Test (and validation) accuracy and loss, and inference speed in examples per second."""
     metrics = {}
-    results = model.evaluate(test_ds, return_dict=True, verbose=0)
+    results = training.evaluate(model, test_ds, strategy=strategy)
     metrics["test_accuracy"] = float(results["accuracy"])
     metrics["test_loss"] = float(results["loss"])
     if validation_ds is not None:
-        results = model.evaluate(validation_ds, return_dict=True, verbose=0)
+        results = training.evaluate(model, validation_ds, strategy=strategy)
         metrics["validation_accuracy"] = float(results["accuracy"])
     metrics.update(inference_speed(model, test_ds))
     return metrics
 
 
 def inference_speed(model, dataset, repeats=2):
-    """Examples per second of `predict` over `dataset` (best of `repeats`, after a warm-up)."""
+    """Examples per second of the model's forward pass over `dataset` (best of `repeats`).
+
+    One compiled forward pass per batch, outside any distribution (under several workers each
+    worker times its own copy of the model, with no collective step).
+    """
     inputs = dataset.map(lambda x, y: x).cache()
-    model.predict(inputs.take(1), verbose=0)
-    count = sum(int(tf.shape(x["token_ids"])[0]) for x in inputs)
+    forward = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+    count = 0
+    for x in inputs:  # fills the cache and traces every batch shape once
+        forward(x)
+        count += int(tf.shape(x["token_ids"])[0])
     best = float("inf")
     for _ in range(repeats):
-        start = time.perf_counter()
-        model.predict(inputs, verbose=0)
-        best = min(best, time.perf_counter() - start)
+        begin = time.perf_counter()
+        for x in inputs:
+            forward(x).numpy()
+        best = min(best, time.perf_counter() - begin)
     return {"examples_per_second": count / best}
 
 
-def finish(model, tokenizer, label_names, run_dir, metrics, base_description):
-    """Saves the classifier, tokenizer, labels and metrics atomically; returns the result."""
-    model_path = save_model_atomic(model, os.path.join(run_dir, "model.keras"))
-    save_tokenizer(tokenizer, os.path.join(run_dir, "tokenizer.json"))
-    write_json_atomic(os.path.join(run_dir, "labels.json"), list(label_names))
+def finish(model, tokenizer, label_names, place, metrics, base_description):
+    """Saves the classifier, tokenizer, labels and metrics atomically (the chief); the result."""
+    run_dir = place.run_dir
+    model_path = os.path.join(run_dir, "model.keras")
     metrics = {**metrics, "parameters": int(model.count_params()), "base": base_description}
-    write_json_atomic(os.path.join(run_dir, "metrics.json"), metrics)
+    if place.chief:
+        save_model_atomic(model, model_path)
+        save_tokenizer(tokenizer, os.path.join(run_dir, "tokenizer.json"))
+        write_json_atomic(os.path.join(run_dir, "labels.json"), list(label_names))
+        write_json_atomic(os.path.join(run_dir, "metrics.json"), metrics)
     print(f"[{os.path.basename(run_dir)}] {json.dumps(metrics, sort_keys=True)}", flush=True)
     return ClassifierResult(run_dir, model_path, metrics)
 

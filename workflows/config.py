@@ -84,15 +84,57 @@ def build_config(config_class, values):
     return config_class(**values)
 
 
-def config_from_args(config_class, namespace):
-    """Merges a `--config` file and the flags given (flags win) into a config."""
-    values = {}
+# Command-line flags that are not settings of a workflow's config.
+NOT_SETTINGS = ("workflow", "workers", "worker_index")
+
+
+def config_from_args(config_class, namespace, defaults=None):
+    """Merges `defaults`, a `--config` file and the flags given (flags win) into a config."""
+    values = dict(defaults or {})
     file_path = getattr(namespace, "_config_file", None)
     if file_path:
         values.update(read_config_file(file_path))
     values.update({k: v for k, v in vars(namespace).items() if not k.startswith("_")})
-    values.pop("workflow", None)
+    for name in NOT_SETTINGS:
+        values.pop(name, None)
     return build_config(config_class, values)
+
+
+def sagemaker_defaults(config_class, environ=None):
+    """The settings a SageMaker training job implies, for the flags its command leaves out.
+
+    - `output_dir`: `SM_MODEL_DIR` (what SageMaker uploads as the model artifact).
+    - `corpus` (pretrain): the `training` channel's folder (`SM_CHANNEL_TRAINING`, or the only
+      channel).
+    - `dataset` (classifiers): the one CSV/TSV file in that folder.
+
+    Returns:
+        dict (empty outside SageMaker).
+    """
+    from keras_transformer.training import sagemaker_paths
+
+    paths = sagemaker_paths(environ)
+    names = {field.name for field in dataclasses.fields(config_class)}
+    defaults = {}
+    if paths["model_dir"] and "output_dir" in names:
+        defaults["output_dir"] = paths["model_dir"]
+    channels = paths["channels"]
+    folder = channels.get("training") or (
+        next(iter(channels.values())) if len(channels) == 1 else None
+    )
+    if folder and "corpus" in names:
+        defaults["corpus"] = folder
+    elif folder and "dataset" in names:
+        tables = sorted(
+            name for name in os.listdir(folder) if name.lower().endswith((".csv", ".tsv"))
+        )
+        if len(tables) != 1:
+            raise ValueError(
+                f"The SageMaker channel folder {folder} holds {len(tables)} CSV/TSV files "
+                f"({tables[:5]}); pass --dataset with the one to use."
+            )
+        defaults["dataset"] = os.path.join(folder, tables[0])
+    return defaults
 
 
 def write_json_atomic(path, data):

@@ -137,8 +137,8 @@ def run(config):
     """Distils; returns a `ClassifierResult` with the student's and the teacher's metrics."""
     if not config.init_from:
         raise ValueError("distill needs a teacher: --init-from <a classifier run folder>.")
-    strategy, splits, run_dir = classify.prepare(config, "distill")
-    with strategy.scope():
+    place, splits = classify.prepare(config, "distill")
+    with place.strategy.scope():
         base = classify.load_base(config.init_from)
         if base.classifier is None:
             raise ValueError(
@@ -158,14 +158,15 @@ def run(config):
         )
     train_ds, validation_ds, test_ds = classify.datasets(config, splits, base, config.batch_size)
     teacher_weights = [w.numpy() for w in teacher.weights[:2]]
-    classify.train(distiller, config, train_ds, validation_ds, run_dir)
+    classify.train(distiller, config, train_ds, validation_ds, place)
     for before, after in zip(teacher_weights, teacher.weights[:2], strict=True):
         if not (before == after.numpy()).all():
             raise RuntimeError("The teacher's weights changed during distillation.")
-    student.compile()
-    teacher.compile()
-    metrics = classify.evaluate(student, test_ds, validation_ds)
-    teacher_metrics = classify.evaluate(teacher, test_ds)
+    with place.strategy.scope():
+        student.compile()
+        teacher.compile()
+    metrics = classify.evaluate(student, test_ds, validation_ds, place.strategy)
+    teacher_metrics = classify.evaluate(teacher, test_ds, strategy=place.strategy)
     metrics.update(
         {
             "teacher_test_accuracy": teacher_metrics["test_accuracy"],
@@ -180,7 +181,7 @@ def run(config):
         student,
         base.tokenizer,
         splits.label_names,
-        run_dir,
+        place,
         metrics,
         f"distilled from {base.description}",
     )

@@ -42,8 +42,8 @@ def set_trainable_blocks(backbone, top_blocks):
 
 def run(config):
     """Fine-tunes; returns a `ClassifierResult`."""
-    strategy, splits, run_dir = classify.prepare(config, "finetune")
-    with strategy.scope():
+    place, splits = classify.prepare(config, "finetune")
+    with place.strategy.scope():
         base = classify.load_base(config.init_from)
         if base.label_names is not None and tuple(base.label_names) != tuple(splits.label_names):
             raise ValueError(
@@ -70,8 +70,8 @@ def run(config):
         f"frozen {counts['frozen_parameters']:,} parameters",
         flush=True,
     )
-    classify.train(model, config, train_ds, validation_ds, run_dir)
-    metrics = {**counts, **classify.evaluate(model, test_ds, validation_ds)}
+    classify.train(model, config, train_ds, validation_ds, place)
+    metrics = {**counts, **classify.evaluate(model, test_ds, validation_ds, place.strategy)}
     return classify.finish(
-        model, base.tokenizer, splits.label_names, run_dir, metrics, base.description
+        model, base.tokenizer, splits.label_names, place, metrics, base.description
     )

@@ -22,8 +22,8 @@ import numpy as np
 import tensorflow as tf
 
 from keras_transformer import data as kt_data
+from keras_transformer import training
 from keras_transformer.data import pipelines
-from keras_transformer.distribute import get_strategy, per_replica_batch_size
 from keras_transformer.models import (
     BertBackbone,
     BertMaskedLM,
@@ -34,15 +34,8 @@ from keras_transformer.models import (
 from keras_transformer.text import CharacterTokenizer, WordPieceTokenizer
 from keras_transformer.text.io import save_tokenizer
 from keras_transformer.text.vocabulary import train_word_piece_vocabulary
-from workflows.config import save_config, setting, write_json_atomic
-from workflows.training import (
-    ResumableBackup,
-    TimeBudget,
-    make_optimizer,
-    new_run_dir,
-    save_model_atomic,
-    write_history,
-)
+from workflows.config import setting, write_json_atomic
+from workflows.training import fit, make_optimizer, save_model_atomic, start, write_history
 
 
 @dataclasses.dataclass(frozen=True)
@@ -240,18 +233,17 @@ def check_config(config):
 
 
 def run(config):
-    """Runs pretraining; returns a `Result`."""
+    """Runs pretraining; returns a `Result` (on every worker; the chief writes the files)."""
     check_config(config)
-    keras.utils.set_random_seed(config.seed)
-    strategy = get_strategy(config.strategy)
-    per_replica_batch_size(config.batch_size, strategy)  # fails early if it does not divide
-    run_dir = new_run_dir(config.output_dir, "pretrain")
-    save_config(config, run_dir)
+    place = start(config, "pretrain")
+    run_dir, strategy = place.run_dir, place.strategy
 
     print(f"[pretrain] preparing corpus {config.corpus!r} ...", flush=True)
     train_texts, validation_texts = load_corpus(config.corpus, config.seed)
     tokenizer = build_tokenizer(config, train_texts)
-    tokenizer_path = save_tokenizer(tokenizer, os.path.join(run_dir, "tokenizer.json"))
+    tokenizer_path = os.path.join(run_dir, "tokenizer.json")
+    if place.chief:
+        save_tokenizer(tokenizer, tokenizer_path)
     train_ds = make_dataset(config, train_texts, tokenizer, config.batch_size, True).repeat()
     validation_ds = make_dataset(config, validation_texts, tokenizer, config.batch_size, False)
     validation_ds = with_known_cardinality(validation_ds.take(config.eval_batches).cache())
@@ -279,24 +271,21 @@ def run(config):
         flush=True,
     )
 
-    epochs = math.ceil(config.steps / config.eval_interval)
-    callbacks = [ResumableBackup(os.path.join(run_dir, "backup"))]
-    if config.max_seconds:
-        callbacks.append(TimeBudget(config.max_seconds))
-    start = time.monotonic()
-    history = model.fit(
+    start_time = time.monotonic()
+    history = fit(
+        model,
         train_ds,
-        epochs=epochs,
+        config,
+        place,
+        epochs=math.ceil(config.steps / config.eval_interval),
         steps_per_epoch=config.eval_interval,
         validation_data=validation_ds,
-        callbacks=callbacks,
-        verbose=config.verbose,
     )
-    seconds = time.monotonic() - start
-    history = write_history(history, run_dir)
+    seconds = time.monotonic() - start_time
+    history = write_history(history, run_dir, place.chief)
     steps_done = int(model.optimizer.iterations.numpy())
 
-    evaluation = model.evaluate(validation_ds, return_dict=True, verbose=0)
+    evaluation = training.evaluate(model, validation_ds, strategy=strategy)
     metrics = {
         "validation_loss": float(evaluation["loss"]),
         "validation_perplexity": float(math.exp(min(evaluation["loss"], 50.0))),
@@ -307,14 +296,15 @@ def run(config):
         if seconds > 0
         else None,
     }
-    model_path = save_model_atomic(model, os.path.join(run_dir, "model.keras"))
-
+    model_path = os.path.join(run_dir, "model.keras")
     samples = []
-    if config.objective == "causal" and config.num_samples > 0:
-        samples = generate_samples(model, tokenizer, config)
-        with open(os.path.join(run_dir, "samples.txt"), "w", encoding="utf-8") as file:
-            file.write("\n\n-----\n\n".join(samples) + "\n")
-    write_json_atomic(os.path.join(run_dir, "metrics.json"), metrics)
+    if place.chief:
+        save_model_atomic(model, model_path)
+        if config.objective == "causal" and config.num_samples > 0:
+            samples = generate_samples(model, tokenizer, config)
+            with open(os.path.join(run_dir, "samples.txt"), "w", encoding="utf-8") as file:
+                file.write("\n\n-----\n\n".join(samples) + "\n")
+        write_json_atomic(os.path.join(run_dir, "metrics.json"), metrics)
     print(
         f"[pretrain] done: {steps_done} steps in {seconds:.0f} s, validation loss "
         f"{metrics['validation_loss']:.3f}, perplexity {metrics['validation_perplexity']:.2f}",

@@ -22,8 +22,8 @@ class Config(classify.ClassifierConfig):
 
 def run(config):
     """Trains from random weights; returns a `ClassifierResult`."""
-    strategy, splits, run_dir = classify.prepare(config, "scratch")
-    with strategy.scope():
+    place, splits = classify.prepare(config, "scratch")
+    with place.strategy.scope():
         base = classify.load_base(config.init_from)
         if config.size:
             backbone = classify.scratch_backbone(
@@ -42,10 +42,10 @@ def run(config):
         )
         classify.compile_classifier(model, config, math.ceil(len(splits.train) / config.batch_size))
     train_ds, validation_ds, test_ds = classify.datasets(config, splits, base, config.batch_size)
-    classify.train(model, config, train_ds, validation_ds, run_dir)
+    classify.train(model, config, train_ds, validation_ds, place)
     metrics = {
         **classify.count_parameters(model),
-        **classify.evaluate(model, test_ds, validation_ds),
+        **classify.evaluate(model, test_ds, validation_ds, place.strategy),
     }
     description = f"random weights, architecture of {base.description}"
-    return classify.finish(model, base.tokenizer, splits.label_names, run_dir, metrics, description)
+    return classify.finish(model, base.tokenizer, splits.label_names, place, metrics, description)

@@ -1,15 +1,88 @@
-"""Pieces every workflow shares: run folders, optimizer and schedule, callbacks, atomic saves."""
+"""Pieces every workflow shares: strategy and run folder, optimizer, the fit, atomic saves.
 
+Every workflow trains with `keras_transformer.training.fit` (Keras's `fit`, also under
+`MultiWorkerMirroredStrategy`), so one command runs on one CPU, several GPUs or several
+workers. On several workers, the chief alone writes the run's files (config, tokenizer, model,
+history, metrics); the others train alongside it and write nothing that stays.
+"""
+
+import dataclasses
 import datetime
-import json
 import os
-import shutil
 import tempfile
 import time
 
 import keras
 
-from workflows.config import write_json_atomic
+from keras_transformer import training
+from keras_transformer.distribute import get_strategy, per_replica_batch_size
+from keras_transformer.training.cluster import current_cluster
+from workflows.config import save_config, write_json_atomic
+
+
+@dataclasses.dataclass(frozen=True)
+class RunPlace:
+    """Where a workflow runs: its strategy, its output folder, and whether it writes there.
+
+    Attributes:
+        strategy: the `tf.distribute.Strategy`.
+        run_dir: str. The output folder (created by the chief only).
+        chief: bool. This process writes the run's files (always, on one machine).
+    """
+
+    strategy: object
+    run_dir: str
+    chief: bool
+
+
+def start(config, name):
+    """Creates the strategy (before any other TensorFlow op), seeds, and the run folder.
+
+    Under several workers `--output-dir` is required (a timestamped default would differ from
+    worker to worker); only the chief creates the folder and saves `config.json` there.
+    """
+    strategy = get_strategy(config.strategy)  # first: a multi-worker strategy must come first
+    keras.utils.set_random_seed(config.seed)
+    per_replica_batch_size(config.batch_size, strategy)  # fails early if it does not divide
+    cluster = current_cluster(strategy)
+    if cluster.is_multi_worker and config.output_dir is None:
+        raise ValueError(
+            f"This run has {cluster.num_workers} workers (from {cluster.source}): give every "
+            "worker the same --output-dir (shared storage, or the chief's local folder)."
+        )
+    if not cluster.is_chief:
+        return RunPlace(strategy, config.output_dir, chief=False)
+    run_dir = new_run_dir(config.output_dir, name)
+    save_config(config, run_dir)
+    return RunPlace(strategy, run_dir, chief=True)
+
+
+def fit(
+    model, dataset, config, place, epochs, steps_per_epoch=None, validation_data=None, callbacks=()
+):
+    """`keras_transformer.training.fit` with the workflows' resume folder and time budget.
+
+    Checkpoints go to `<run_dir>/backup` after every epoch; a rerun with the same output
+    folder resumes after the last one (skipping the batches already trained on), and the folder
+    is removed when training completes. Returns the `History`.
+    """
+    callbacks = [
+        *callbacks,
+        keras.callbacks.BackupAndRestore(os.path.join(place.run_dir, "backup")),
+    ]
+    if config.max_seconds:
+        callbacks.append(TimeBudget(config.max_seconds))
+    return training.fit(
+        model,
+        dataset,
+        epochs=epochs,
+        steps_per_epoch=steps_per_epoch,
+        validation_data=validation_data,
+        callbacks=callbacks,
+        strategy=place.strategy,
+        verbose=config.verbose,
+        config=dataclasses.asdict(config),
+    )
 
 
 def new_run_dir(output_dir, name):
@@ -85,59 +158,9 @@ def save_model_atomic(model, path):
     return path
 
 
-def write_history(history, run_dir):
-    """Saves the Keras history as `history.json`; returns the dict."""
+def write_history(history, run_dir, chief=True):
+    """Saves the Keras history as `history.json` (on the chief); returns the dict."""
     data = {key: [float(v) for v in values] for key, values in history.history.items()}
-    write_json_atomic(os.path.join(run_dir, "history.json"), data)
+    if chief:
+        write_json_atomic(os.path.join(run_dir, "history.json"), data)
     return data
-
-
-def clear_folder(path):
-    if os.path.isdir(path):
-        shutil.rmtree(path)
-
-
-def dump_json(data):
-    return json.dumps(data, indent=2, sort_keys=True, default=str)
-
-
-class ResumableBackup(keras.callbacks.Callback):
-    """Keras' `BackupAndRestore`, made atomic: a killed run never leaves a torn checkpoint.
-
-    After every epoch the weights (optimizer state included) go to a new file through a
-    temporary name and a rename, then a small `state.json` naming that file is replaced
-    atomically, then older files are removed. At the start of `fit`, the state (if any) is read
-    and training continues after the last completed epoch. Keras' own callback rewrites one
-    HDF5 file in place, which a kill during the write corrupts (seen here:
-    "bad object header version number" on restart). The backup is removed when `fit` ends.
-    """
-
-    def __init__(self, backup_dir):
-        super().__init__()
-        self.backup_dir = backup_dir
-        self.state_path = os.path.join(backup_dir, "state.json")
-
-    def on_train_begin(self, logs=None):
-        if not os.path.isfile(self.state_path):
-            return
-        with open(self.state_path, encoding="utf-8") as file:
-            state = json.load(file)
-        if self.model.optimizer is not None and not self.model.optimizer.built:
-            self.model.optimizer.build(self.model.trainable_variables)
-        self.model.load_weights(os.path.join(self.backup_dir, state["weights"]))
-        self.model._initial_epoch = state["epoch"]  # what BackupAndRestore sets, too
-        print(f"[resume] continuing after epoch {state['epoch']} from {self.backup_dir}")
-
-    def on_epoch_end(self, epoch, logs=None):
-        os.makedirs(self.backup_dir, exist_ok=True)
-        name = f"epoch-{epoch + 1}.weights.h5"
-        temporary = os.path.join(self.backup_dir, f".tmp-{name}")
-        self.model.save_weights(temporary, overwrite=True)
-        os.replace(temporary, os.path.join(self.backup_dir, name))
-        write_json_atomic(self.state_path, {"epoch": epoch + 1, "weights": name})
-        for other in os.listdir(self.backup_dir):
-            if other.endswith(".weights.h5") and other != name:
-                os.remove(os.path.join(self.backup_dir, other))
-
-    def on_train_end(self, logs=None):
-        clear_folder(self.backup_dir)

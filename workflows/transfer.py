@@ -21,8 +21,8 @@ class Config(classify.ClassifierConfig):
 
 def run(config):
     """Trains a new head on a frozen base; returns a `ClassifierResult`."""
-    strategy, splits, run_dir = classify.prepare(config, "transfer")
-    with strategy.scope():
+    place, splits = classify.prepare(config, "transfer")
+    with place.strategy.scope():
         base = classify.load_base(config.init_from)
         model = BertClassifier(
             base.backbone,
@@ -40,8 +40,8 @@ def run(config):
         f"frozen {counts['frozen_parameters']:,} parameters",
         flush=True,
     )
-    classify.train(model, config, train_ds, validation_ds, run_dir)
-    metrics = {**counts, **classify.evaluate(model, test_ds, validation_ds)}
+    classify.train(model, config, train_ds, validation_ds, place)
+    metrics = {**counts, **classify.evaluate(model, test_ds, validation_ds, place.strategy)}
     return classify.finish(
-        model, base.tokenizer, splits.label_names, run_dir, metrics, base.description
+        model, base.tokenizer, splits.label_names, place, metrics, base.description
     )

@@ -25,6 +25,7 @@ over to Keras's `model.fit` (which supports TPUs; not run here, there is no TPU)
 
 import shutil
 import tempfile
+import weakref
 
 import keras
 import tensorflow as tf
@@ -88,14 +89,38 @@ def _build(model, strategy, dataset):
 
 def _configuration(model, strategy, epochs, steps_per_epoch, dataset, config):
     """What every worker must agree on, by section (compared as fingerprints at start)."""
+    try:
+        architecture = model.to_json()
+    except NotImplementedError:  # a subclassed model without `get_config`: its variables
+        architecture = [(v.path, tuple(v.shape), str(v.dtype)) for v in model.weights]
     return {
-        "model": model.to_json(),
+        "model": architecture,
         "optimizer": keras.saving.serialize_keras_object(model.optimizer),
         "loss": keras.saving.serialize_keras_object(getattr(model, "loss", None)),
         "training": {"epochs": epochs, "steps_per_epoch": steps_per_epoch},
         "data": str(_element_spec(dataset, strategy)),
         "config": config,
     }
+
+
+# model -> (strategy, optimizer, compiled loss, compiled metrics, test function).
+_TEST_FUNCTIONS = weakref.WeakKeyDictionary()
+
+
+def _test_function(model, strategy):
+    """The model's compiled test step, made once per compile and strategy (as Keras keeps its
+    `model.test_function`): every `evaluate` after the first reuses its traces."""
+    key = (
+        strategy,
+        model.optimizer,
+        getattr(model, "_compile_loss", None),
+        getattr(model, "_compile_metrics", None),
+    )
+    cached = _TEST_FUNCTIONS.get(model)
+    if cached is None or any(a is not b for a, b in zip(cached[:-1], key, strict=True)):
+        cached = (*key, steps_lib.make_test_function(model, strategy))
+        _TEST_FUNCTIONS[model] = cached
+    return cached[-1]
 
 
 def _pythonify(logs):
@@ -193,7 +218,7 @@ class _Loop:
         )
         test_function = None
         if validation is not None:
-            test_function = steps_lib.make_test_function(model, self.strategy)
+            test_function = _test_function(model, self.strategy)
         iterator = iter(train_data) if steps_per_epoch else None
         model.stop_training = False
         callbacks.on_train_begin()
@@ -421,7 +446,7 @@ def evaluate(
         steps=steps,
         model=model,
     )
-    test_function = steps_lib.make_test_function(model, strategy)
+    test_function = _test_function(model, strategy)
     if loop.watchdog:
         loop.watchdog.arm(step_timeout, f"{loop.name}: an evaluation step hung")
     try:

@@ -125,18 +125,17 @@ def test_killed_run_resumes_from_its_last_evaluation(corpus_file, tmp_path):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    metadata = run_dir / "backup" / "state.json"
     deadline = time.monotonic() + 240
     try:
         while time.monotonic() < deadline and process.poll() is None:
-            if metadata.exists() and _json.loads(metadata.read_text()).get("epoch", 0) >= 2:
+            if checkpointed_epochs(run_dir / "backup") >= 2:
                 break
             time.sleep(0.2)
         assert process.poll() is None, "the run ended before it could be killed"
         process.send_signal(signal.SIGKILL)
     finally:
         process.wait(timeout=30)
-    done_epochs = _json.loads(metadata.read_text())["epoch"]
+    done_epochs = checkpointed_epochs(run_dir / "backup")
     assert not (run_dir / "model.keras").exists()  # nothing final was written
 
     result = pretrain.run(dataclasses_replace(config, steps=400))
@@ -144,6 +143,17 @@ def test_killed_run_resumes_from_its_last_evaluation(corpus_file, tmp_path):
     assert result.steps == 400
     assert len(history["loss"]) == 40 - done_epochs  # only the epochs left were run
     assert (run_dir / "model.keras").exists()
+
+
+def checkpointed_epochs(folder):
+    """The epoch of the latest checkpoint in `folder` (its `checkpoint` index file), else 0."""
+    index = folder / "checkpoint"
+    if not index.exists():
+        return 0
+    for line in index.read_text().splitlines():
+        if line.startswith("model_checkpoint_path:"):
+            return int(line.split('"')[1].rsplit("-", 1)[1])
+    return 0
 
 
 def dataclasses_asdict(config):

@@ -1,0 +1,174 @@
+"""The workflows' own commands on 2 local workers reach the weights of one process.
+
+The same command as on one machine (`python -m workflows pretrain ...`), started as 2 worker
+processes on 127.0.0.1: once from `TF_CONFIG` (what `launch_workers` sets), once from the
+`--workers` flag. Same global batch, same seed, dropout 0: the chief's saved model must equal the
+one-process model, and only the chief leaves files. Marked slow (about a minute each).
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+from keras_transformer.training.launcher import free_ports, launch_workers
+from workflows import pretrain, transfer
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+pytestmark = pytest.mark.slow
+
+CORPUS = (
+    "To be, or not to be, that is the question:\n"
+    "Whether 'tis nobler in the mind to suffer\n"
+    "The slings and arrows of outrageous fortune,\n"
+) * 120
+TINY = {"num_layers": 1, "hidden_dim": 32, "num_heads": 2, "intermediate_dim": 64}
+
+
+def flags(settings):
+    out = []
+    for key, value in settings.items():
+        out += [f"--{key.replace('_', '-')}", str(value)]
+    return out
+
+
+def weights(path):
+    model = keras.saving.load_model(path, compile=False)
+    return [np.asarray(w) for w in model.weights]
+
+
+def relative_difference(a, b):
+    scale = max(float(np.abs(w).max()) for w in a)
+    return max(float(np.abs(x - y).max()) for x, y in zip(a, b, strict=True)) / scale
+
+
+def assert_only_chief_files(folder):
+    left = sorted(name for name in os.listdir(folder) if name.startswith(".") or name == "backup")
+    assert left == [], f"temporary or checkpoint files left behind: {left}"
+
+
+def test_pretrain_on_two_workers_matches_one_process(tmp_path):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(CORPUS, encoding="utf-8")
+    settings = {
+        "corpus": str(corpus),
+        **TINY,
+        "sequence_length": 32,
+        "batch_size": 8,
+        "steps": 6,
+        "eval_interval": 3,
+        "eval_batches": 2,
+        "warmup_steps": 1,
+        "dropout": 0.0,
+        "num_samples": 0,
+        "verbose": 0,
+    }
+    one = pretrain.run(pretrain.Config(output_dir=str(tmp_path / "one"), **settings))
+
+    two = tmp_path / "two"
+    command = [sys.executable, "-m", "workflows", "pretrain", *flags(settings)]
+    result = launch_workers(
+        [*command, "--output-dir", str(two)],
+        num_workers=2,
+        timeout=300,
+        cwd=ROOT,
+        log_dir=str(tmp_path / "logs"),
+    )
+    assert result.ok, result.summary + "\n" + result.log(0)[-3000:] + result.log(1)[-3000:]
+    assert "worker 1 of 2 (cluster from TF_CONFIG)" in result.log(1)
+
+    difference = relative_difference(weights(one.model_path), weights(two / "model.keras"))
+    print(f"pretrain (GPT), 2 workers vs 1 process: relative weight difference {difference:.2e}")
+    assert difference < 1e-4
+    metrics = json.loads((two / "metrics.json").read_text())
+    assert metrics["validation_loss"] == pytest.approx(one.metrics["validation_loss"], rel=1e-4)
+    history = json.loads((two / "history.json").read_text())
+    assert len(history["loss"]) == 2 and len(history["val_loss"]) == 2
+    assert_only_chief_files(two)
+
+
+@pytest.fixture
+def base_and_data(tmp_path):
+    """A tiny masked-LM run (the frozen base) and a small labeled CSV."""
+    words = ["good", "great", "fine", "bad", "awful", "dull", "film", "story", "music", "a"]
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(96):
+        label = "positive" if i % 2 else "negative"
+        mood = words[:3] if label == "positive" else words[3:6]
+        text = " ".join([*rng.choice(mood, 2), *rng.choice(words[6:], 3)])
+        rows.append(f"{text},{label}")
+    csv_path = tmp_path / "reviews.csv"
+    csv_path.write_text("text,label\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(r.split(",")[0] for r in rows * 4), encoding="utf-8")
+    base = pretrain.run(
+        pretrain.Config(
+            objective="masked",
+            tokens="wordpiece",
+            corpus=str(corpus),
+            vocabulary_size=60,
+            **TINY,
+            sequence_length=16,
+            batch_size=8,
+            steps=2,
+            eval_interval=2,
+            eval_batches=1,
+            dropout=0.0,
+            output_dir=str(tmp_path / "base"),
+            verbose=0,
+        )
+    )
+    return base.run_dir, str(csv_path)
+
+
+def test_transfer_on_two_workers_from_the_workers_flag_matches_one_process(base_and_data, tmp_path):
+    base_dir, csv_path = base_and_data
+    settings = {
+        "init_from": base_dir,
+        "dataset": csv_path,
+        "sequence_length": 16,
+        "batch_size": 8,
+        "epochs": 2,
+        "dropout": 0.0,
+        "learning_rate": 1e-2,
+        "verbose": 0,
+    }
+    one = transfer.run(transfer.Config(output_dir=str(tmp_path / "one"), **settings))
+
+    two = tmp_path / "two"
+    workers = ",".join(f"127.0.0.1:{port}" for port in free_ports(2))
+    env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
+    env["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "workflows", "transfer", *flags(settings)]
+            + ["--output-dir", str(two), "--workers", workers, "--worker-index", str(index)],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for index in range(2)
+    ]
+    outputs = []
+    try:
+        for process in processes:
+            outputs.append(process.communicate(timeout=300)[0])
+    finally:
+        for process in processes:
+            process.kill()
+    assert [p.returncode for p in processes] == [0, 0], "\n".join(o[-3000:] for o in outputs)
+    assert "worker 1 of 2 (cluster from --workers)" in outputs[1]
+
+    difference = relative_difference(weights(one.model_path), weights(two / "model.keras"))
+    print(f"transfer, 2 workers vs 1 process: relative weight difference {difference:.2e}")
+    assert difference < 1e-4
+    metrics = json.loads((two / "metrics.json").read_text())
+    assert metrics["test_accuracy"] == pytest.approx(one.metrics["test_accuracy"], abs=1e-6)
+    assert_only_chief_files(two)
