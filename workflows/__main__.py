@@ -75,12 +75,12 @@ def main(argv=None):
         return 2
     try:
         result = module.run(config)
-    except OSError as error:  # unwritable folder, full disk, missing file: say it, no traceback
-        print(f"error: {error}", file=sys.stderr)
-        return 2
     except (WorkerLostError, ConfigMismatchError) as error:  # a cluster's failure: rerun
         print(f"error: {error}", file=sys.stderr)
         return 1
+    except (OSError, ValueError) as error:  # bad settings or data, unwritable folder, full disk
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     print(json.dumps(dataclasses.asdict(result), indent=2, default=str))
     return 0
 

@@ -27,6 +27,7 @@ import time
 
 import numpy as np
 
+from keras_transformer.training import resolve_cluster
 from workflows import classify, distill, finetune, pretrain, report, scratch, transfer
 from workflows.config import save_config, setting, write_json_atomic
 from workflows.stages import Stage, StageError, StageRunner
@@ -367,6 +368,13 @@ def run(config):
     """Runs the main job; returns a `Result`."""
     if config.profile not in PROFILES:
         raise ValueError(f"`profile` must be one of {list(PROFILES)}. Received: {config.profile!r}")
+    cluster = resolve_cluster()
+    if cluster.is_multi_worker:
+        raise ValueError(
+            f"The main job runs in one process, but {cluster.source} describes "
+            f"{cluster.num_workers} workers. Unset it, or run the training workflows "
+            "(pretrain, transfer, finetune, distill) on the cluster one by one."
+        )
     start = time.monotonic()
     run_dir = check_writable(config.output_dir or os.path.join("runs", "main"), "--output-dir")
     saved_models_dir = check_writable(config.saved_models_dir, "--saved-models-dir")

@@ -172,3 +172,96 @@ def test_transfer_on_two_workers_from_the_workers_flag_matches_one_process(base_
     metrics = json.loads((two / "metrics.json").read_text())
     assert metrics["test_accuracy"] == pytest.approx(one.metrics["test_accuracy"], abs=1e-6)
     assert_only_chief_files(two)
+
+
+def checkpointed_epochs(folder):
+    index = folder / "checkpoint"
+    if not index.exists():
+        return 0
+    first = index.read_text().splitlines()[0]  # model_checkpoint_path: "ckpt-3"
+    return int(first.split('"')[1].rsplit("-", 1)[1])
+
+
+def start_workers(command, workers, log_dir):
+    env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
+    env["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    os.makedirs(log_dir, exist_ok=True)
+    processes = []
+    for index in range(2):
+        log = open(os.path.join(log_dir, f"worker-{index}.log"), "w")  # noqa: SIM115
+        extra = ["--workers", workers, "--worker-index", str(index)]
+        processes.append(
+            subprocess.Popen(
+                [*command, *extra], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+            )
+        )
+    return processes
+
+
+def test_a_killed_worker_stops_the_workflow_and_a_rerun_completes_it(tmp_path):
+    import signal
+    import time
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(CORPUS, encoding="utf-8")
+    settings = {
+        "corpus": str(corpus),
+        **TINY,
+        "sequence_length": 32,
+        "batch_size": 8,
+        "steps": 160,
+        "eval_interval": 20,
+        "eval_batches": 2,
+        "warmup_steps": 1,
+        "dropout": 0.0,
+        "num_samples": 0,
+        "verbose": 2,
+    }
+    run_dir = tmp_path / "two"
+    command = [sys.executable, "-m", "workflows", "pretrain", *flags(settings)]
+    command += ["--output-dir", str(run_dir)]
+    workers = ",".join(f"127.0.0.1:{port}" for port in free_ports(2))
+
+    processes = start_workers(command, workers, tmp_path / "logs-1")
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and processes[0].poll() is None:
+            if checkpointed_epochs(run_dir / "backup") >= 2:
+                break
+            time.sleep(0.05)
+        assert processes[1].poll() is None, "the run ended before a worker could be killed"
+        processes[1].send_signal(signal.SIGKILL)
+        killed_at = time.monotonic()
+        code = processes[0].wait(timeout=120)  # bounded: never a hang
+        stopped_after = time.monotonic() - killed_at
+    finally:
+        for process in processes:
+            process.kill()
+            process.wait()
+    log = (tmp_path / "logs-1" / "worker-0.log").read_text()
+    print(f"worker 0 stopped {stopped_after:.1f} s after worker 1 was killed")
+    assert code == 1, log[-3000:]
+    assert "error: Worker 0 of 2 lost contact with another worker" in log, log[-3000:]
+    assert "run the same command again to resume" in log
+    assert not (run_dir / "model.keras").exists()
+    done = checkpointed_epochs(run_dir / "backup")
+
+    processes = start_workers(command, workers, tmp_path / "logs-2")
+    try:
+        codes = [process.wait(timeout=300) for process in processes]
+    finally:
+        for process in processes:
+            process.kill()
+    log = (tmp_path / "logs-2" / "worker-0.log").read_text()
+    assert codes == [0, 0], log[-3000:]
+    assert f"(epoch {done})" in log  # resumed, did not start over
+    history = json.loads((run_dir / "history.json").read_text())
+    assert len(history["loss"]) == 8 - done
+
+    one = pretrain.run(
+        pretrain.Config(output_dir=str(tmp_path / "one"), **{**settings, "verbose": 0})
+    )
+    difference = relative_difference(weights(one.model_path), weights(run_dir / "model.keras"))
+    print(f"killed, resumed on 2 workers vs uninterrupted 1 process: {difference:.2e}")
+    assert difference < 1e-4
+    assert_only_chief_files(run_dir)
