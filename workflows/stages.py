@@ -14,9 +14,11 @@ stages it depends on), and every output it listed still exists. `force` redoes e
 
 Progress: one line when a stage starts and one when it ends, with the elapsed time and an
 estimate of what is left (the remaining stages' estimates, scaled by how fast the finished
-ones went against theirs).
+ones went against theirs); while a stage runs, a "still running" line whenever nothing else
+was printed for `quiet_seconds` (vocabulary training, loading a model, a long export).
 """
 
+import contextlib
 import dataclasses
 import errno
 import hashlib
@@ -24,6 +26,7 @@ import json
 import os
 import shutil
 import sys
+import threading
 import time
 from collections.abc import Callable
 
@@ -86,6 +89,53 @@ def read_marker(folder):
         return None  # a damaged marker means "not done"
 
 
+class _WatchedStream:
+    """A text stream that remembers when it was last written to and whether a line is open."""
+
+    def __init__(self, stream):
+        self._stream = stream
+        self.last_write = time.monotonic()
+        self.line_open = False
+
+    def write(self, text):
+        if text:
+            self.last_write = time.monotonic()
+            self.line_open = not text.endswith("\n")
+        return self._stream.write(text)
+
+    def __getattr__(self, name):  # flush, isatty, fileno, encoding, ...
+        return getattr(self._stream, name)
+
+
+@contextlib.contextmanager
+def heartbeat(message, quiet_seconds=5.0):
+    """Prints `message()` on `sys.stdout` whenever nothing was printed for `quiet_seconds`.
+
+    `sys.stdout` is watched (not replaced in meaning) while the block runs, so Keras progress
+    bars and the workflows' own lines count as signs of life; a heartbeat after an unfinished
+    progress-bar line starts on a new line.
+    """
+    original = sys.stdout
+    watched = _WatchedStream(original)
+    stop = threading.Event()
+
+    def beat():
+        while not stop.wait(min(1.0, quiet_seconds)):
+            if time.monotonic() - watched.last_write >= quiet_seconds:
+                watched.write(("\n" if watched.line_open else "") + message() + "\n")
+                watched.flush()
+
+    thread = threading.Thread(target=beat, daemon=True)
+    sys.stdout = watched
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+        sys.stdout = original
+
+
 class StageRunner:
     """Runs `Stage`s in order under `root`, skipping the ones already done.
 
@@ -95,14 +145,19 @@ class StageRunner:
         estimates: dict `{stage name: seconds}` of every planned stage, for the ETA.
         prefix: str. Printed before each progress line. Defaults to `"[main]"`.
         out: file for progress lines. Defaults to `sys.stdout`.
+        quiet_seconds: float. Longest silence inside a stage before a "still running" line.
+            Defaults to `5`.
     """
 
-    def __init__(self, root, force=False, estimates=None, prefix="[main]", out=None):
+    def __init__(
+        self, root, force=False, estimates=None, prefix="[main]", out=None, quiet_seconds=5.0
+    ):
         self.root = root
         self.force = force
         self.estimates = dict(estimates or {})
         self.prefix = prefix
-        self.out = out or sys.stdout
+        self.out = out
+        self.quiet_seconds = quiet_seconds
         self.start = time.monotonic()
         self.hashes = {}
         self.summaries = {}
@@ -111,7 +166,7 @@ class StageRunner:
         self.planned = 0.0  # their estimates
 
     def log(self, message):
-        print(f"{self.prefix} {message}", file=self.out, flush=True)
+        print(f"{self.prefix} {message}", file=self.out or sys.stdout, flush=True)
 
     def remaining(self, excluding=()):
         """Estimated seconds left: remaining estimates times the observed pace (0.5x..4x)."""
@@ -156,8 +211,17 @@ class StageRunner:
         )
         self._prepare_folder(folder, digest, stage)
         started = time.monotonic()
+
+        def still_running():
+            return (
+                f"{self.prefix} {self.position(stage.name)} {stage.name} still running "
+                f"({format_seconds(time.monotonic() - started)} so far, elapsed "
+                f"{format_seconds(time.monotonic() - self.start)})"
+            )
+
         try:
-            summary = stage.run(folder) or {}
+            with heartbeat(still_running, self.quiet_seconds):
+                summary = stage.run(folder) or {}
             seconds = time.monotonic() - started
             summary = {**summary, "seconds": seconds}
             write_json_atomic(

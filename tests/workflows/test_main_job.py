@@ -112,6 +112,25 @@ def test_progress_lines_show_elapsed_and_remaining(tmp_path, capsys):
     assert "[main] 1/2 a done in" in out
 
 
+def test_a_silent_stage_prints_still_running_lines(tmp_path, capsys):
+    def silent_then_talking(folder):
+        time.sleep(0.7)  # silent: heartbeats
+        print("step 1/3", end="", flush=True)  # an unfinished progress-bar line
+        time.sleep(0.1)  # not silent for long enough: no heartbeat
+        print("\rstep 3/3", flush=True)
+        return {}
+
+    runner = StageRunner(str(tmp_path), estimates={"a": 1.0}, quiet_seconds=0.3)
+    runner.run(Stage("a", silent_then_talking, {}))
+    out = capsys.readouterr().out
+    lines = out.split("\n")
+    beats = [line for line in lines if "still running" in line]
+    assert 1 <= len(beats) <= 3, out
+    assert all(line.startswith("[main] 1/1 a still running (0:0") for line in beats), out
+    assert lines.index(beats[-1]) < lines.index("step 1/3\rstep 3/3"), out
+    assert "still running" not in out.split("step 3/3")[1]
+
+
 # === Bad input ===
 
 
