@@ -51,22 +51,26 @@ def assert_only_chief_files(folder):
     assert left == [], f"temporary or checkpoint files left behind: {left}"
 
 
-def test_pretrain_on_two_workers_matches_one_process(tmp_path):
+def gpt_settings(tmp_path, **changes):
+    """A tiny character-level GPT pretraining on a small corpus (written into `tmp_path`)."""
     corpus = tmp_path / "corpus.txt"
     corpus.write_text(CORPUS, encoding="utf-8")
-    settings = {
+    return {
         "corpus": str(corpus),
         **TINY,
         "sequence_length": 32,
         "batch_size": 8,
-        "steps": 6,
-        "eval_interval": 3,
         "eval_batches": 2,
         "warmup_steps": 1,
         "dropout": 0.0,
         "num_samples": 0,
         "verbose": 0,
+        **changes,
     }
+
+
+def test_pretrain_on_two_workers_matches_one_process(tmp_path):
+    settings = gpt_settings(tmp_path, steps=6, eval_interval=3)
     one = pretrain.run(pretrain.Config(output_dir=str(tmp_path / "one"), **settings))
 
     two = tmp_path / "two"
@@ -202,21 +206,7 @@ def test_a_killed_worker_stops_the_workflow_and_a_rerun_completes_it(tmp_path):
     import signal
     import time
 
-    corpus = tmp_path / "corpus.txt"
-    corpus.write_text(CORPUS, encoding="utf-8")
-    settings = {
-        "corpus": str(corpus),
-        **TINY,
-        "sequence_length": 32,
-        "batch_size": 8,
-        "steps": 160,
-        "eval_interval": 20,
-        "eval_batches": 2,
-        "warmup_steps": 1,
-        "dropout": 0.0,
-        "num_samples": 0,
-        "verbose": 2,
-    }
+    settings = gpt_settings(tmp_path, steps=160, eval_interval=20, verbose=2)
     run_dir = tmp_path / "two"
     command = [sys.executable, "-m", "workflows", "pretrain", *flags(settings)]
     command += ["--output-dir", str(run_dir)]
