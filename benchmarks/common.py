@@ -1,4 +1,4 @@
-"""Helpers shared by the benchmarks: the machine, the `tf.matmul` peak, timing train steps."""
+"""Helpers shared by the benchmarks: the machine, the `tf.matmul` peak, timing, tables."""
 
 import contextlib
 import datetime
@@ -101,3 +101,61 @@ def time_train_steps(models, batch, warmup, steps):
 def median_ms(times):
     """Median of step times in seconds, in milliseconds."""
     return 1000.0 * statistics.median(times)
+
+
+def timed(function, repeats):
+    """Wall-clock seconds of `repeats` calls of `function`, one per call."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def interleaved(contenders, repeats, warmup=2):
+    """`{name: median seconds}` of `{name: callable}` run in alternating rounds.
+
+    Each callable first runs `warmup` untimed calls; then, `repeats` times, every callable runs
+    once, in an order that flips every round, so that drift in the machine's speed hits all alike.
+    """
+    for function in contenders.values():
+        for _ in range(warmup):
+            function()
+    times = {name: [] for name in contenders}
+    names = list(contenders)
+    for round_ in range(repeats):
+        for name in names if round_ % 2 == 0 else reversed(names):
+            times[name].extend(timed(contenders[name], 1))
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def markdown_table(header, rows, left_columns=1):
+    """A markdown table with padded columns: the first `left_columns` left-aligned, others right.
+
+    Args:
+        header: sequence of str. The column titles.
+        rows: sequence of sequences of str, each as long as `header`.
+        left_columns: int. How many leading columns are text (left-aligned).
+
+    Returns:
+        The table as one string, a line per row, the separator line after the header.
+    """
+    cells = [tuple(header)] + [tuple(row) for row in rows]
+    for row in cells:
+        if len(row) != len(header):
+            raise ValueError(f"Every row needs {len(header)} cells. Received: {row}")
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    lines = []
+    for n, row in enumerate(cells):
+        lines.append(
+            "| "
+            + " | ".join(
+                c.ljust(w) if i < left_columns else c.rjust(w)
+                for i, (c, w) in enumerate(zip(row, widths, strict=True))
+            )
+            + " |"
+        )
+        if n == 0:
+            lines.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    return "\n".join(lines)

@@ -23,10 +23,8 @@ script prints medians and ratios (> 1: ours faster).
 
 import argparse
 import os
-import statistics
 import sys
 import tempfile
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -34,6 +32,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+
+from benchmarks.common import interleaved, machine_description  # noqa: E402
 
 SIZE = {"num_layers": 4, "num_heads": 4, "hidden_dim": 256, "intermediate_dim": 1024}
 VOCABULARY_SIZE = 30522
@@ -49,28 +49,6 @@ def load_vocabulary_and_texts():
     vocabulary = load_vocabulary(str(folder / "vocab.txt"))
     texts = load_movie_sentiment("test").texts
     return vocabulary, list(texts)
-
-
-def timed(function, repeats):
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return times
-
-
-def interleaved(contenders, repeats, warmup=2):
-    """`{name: median seconds}` of `{name: callable}` run in alternating rounds."""
-    for function in contenders.values():
-        for _ in range(warmup):
-            function()
-    times = {name: [] for name in contenders}
-    names = list(contenders)
-    for round_ in range(repeats):
-        for name in names if round_ % 2 == 0 else reversed(names):
-            times[name].extend(timed(contenders[name], 1))
-    return {name: statistics.median(values) for name, values in times.items()}
 
 
 # ------------------------------------------------------------------------------------------
@@ -123,6 +101,7 @@ def benchmark_classifier(repeats):
 
     vocabulary, texts = load_vocabulary_and_texts()
     folder = tempfile.mkdtemp()
+    print("classifier: exporting ours and keras-hub's (seq 512, seq 128)...", flush=True)
     ours = export_ours_classifier(vocabulary, folder)
     paths = {"ours": ours.path}
     for length in (512, 128):
@@ -149,6 +128,7 @@ def benchmark_classifier(repeats):
             return functions[name](**{key[name]: batch})
 
         contenders = {name: (lambda name=name: call(name)) for name in functions}
+        print(f"classifier: timing batch {batch_size}...", flush=True)
         results[batch_size] = interleaved(contenders, repeats if batch_size == 1 else repeats // 3)
     lengths = [len(ids) + 2 for ids in _tokenize(vocabulary, texts[:2000])]
     return results, ours, np.mean(lengths), np.percentile(lengths, 99)
@@ -195,6 +175,7 @@ def keras_hub_lm(jit_compile):
 
 def benchmark_generation(repeats, with_xla=True):
     folder = tempfile.mkdtemp()
+    print("generation: exporting ours, building keras-hub's...", flush=True)
     ours = {"ours": export_ours_lm(folder)}
     hub = {"keras-hub": keras_hub_lm(False)}
     if with_xla:
@@ -221,6 +202,9 @@ def benchmark_generation(repeats, with_xla=True):
             contenders[name] = lambda m=model, ids=buffer, mask=buffer_mask: m.generate(
                 {"token_ids": ids, "padding_mask": mask}, stop_token_ids=None
             )
+        print(
+            f"generation: batch {batch_size}, warm-up (XLA compiles here) and timing...", flush=True
+        )
         check = {name: contenders[name]() for name in contenders}
         seconds = interleaved(contenders, repeats)
         results[batch_size] = {
@@ -240,8 +224,6 @@ def main():
     parser.add_argument("--no-xla", action="store_true", help="skip the XLA variants")
     parser.add_argument("--only", choices=("classifier", "generation"), default=None)
     args = parser.parse_args()
-    from common import machine_description
-
     print(machine_description())
     repeats = 10 if args.quick else 40
     if args.only in (None, "classifier"):

@@ -116,6 +116,60 @@ def profile(build, texts, batch_size, batches=20):
     return per_batch, stage_time, stage_ops, op_time
 
 
+def setup(vocabulary_path=None, vocabulary_size=30522):
+    """The sentences, the vocabulary and both tokenizers (ours, keras-nlp's); prints the sources.
+
+    Args:
+        vocabulary_path: str or None. A vocab.txt; None trains one on the sentences with
+            keras-hub's trainer.
+        vocabulary_size: int. The size asked of the trainer.
+
+    Returns:
+        `(texts, vocabulary, ours, reference)`.
+    """
+    import keras_hub
+
+    from keras_transformer.text import (
+        WordPieceTokenizer,
+        load_vocabulary,
+        train_word_piece_vocabulary,
+    )
+
+    texts, source = load_texts()
+    if vocabulary_path:
+        vocabulary = load_vocabulary(vocabulary_path, required_tokens=("[UNK]",))
+        vocab_source = vocabulary_path
+    else:
+        vocabulary = train_word_piece_vocabulary(texts, vocabulary_size)
+        vocab_source = "trained on the text with keras-hub's trainer"
+    print(f"text: {len(texts)} sentences from {source}")
+    print(f"vocabulary: {len(vocabulary)} tokens, {vocab_source}")
+    ours = WordPieceTokenizer(vocabulary, lowercase=True, strip_accents=True)
+    reference = keras_hub.tokenizers.WordPieceTokenizer(
+        vocabulary, lowercase=True, strip_accents=True
+    )
+    return texts, vocabulary, ours, reference
+
+
+def compare(ours, reference, texts, batch_size, repeats, parallel):
+    """Sentences/s of both tokenizers inside `tf.data`, runs alternating.
+
+    Returns:
+        `(medians, bests)`: dicts `{"ours": ..., "keras-nlp": ...}` over `repeats` runs each.
+    """
+    runs = {
+        "ours": throughput(ours, texts, batch_size, parallel),
+        "keras-nlp": throughput(reference, texts, batch_size, parallel),
+    }
+    results = {name: [] for name in runs}
+    for _ in range(repeats):
+        for name, run in runs.items():
+            results[name].append(run())
+    medians = {name: statistics.median(values) for name, values in results.items()}
+    bests = {name: max(values) for name, values in results.items()}
+    return medians, bests
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--vocabulary", default=None, help="vocab.txt; default: train one")
@@ -127,26 +181,9 @@ def main():
 
     import keras_hub
 
-    from keras_transformer.text import (
-        WordPieceTokenizer,
-        load_vocabulary,
-        train_word_piece_vocabulary,
-    )
+    from keras_transformer.text import WordPieceTokenizer
 
-    texts, source = load_texts()
-    if args.vocabulary:
-        vocabulary = load_vocabulary(args.vocabulary, required_tokens=("[UNK]",))
-        vocab_source = args.vocabulary
-    else:
-        vocabulary = train_word_piece_vocabulary(texts, args.vocabulary_size)
-        vocab_source = "trained on the text with keras-hub's trainer"
-    print(f"text: {len(texts)} sentences from {source}")
-    print(f"vocabulary: {len(vocabulary)} tokens, {vocab_source}")
-
-    ours = WordPieceTokenizer(vocabulary, lowercase=True, strip_accents=True)
-    reference = keras_hub.tokenizers.WordPieceTokenizer(
-        vocabulary, lowercase=True, strip_accents=True
-    )
+    texts, vocabulary, ours, reference = setup(args.vocabulary, args.vocabulary_size)
     data = tf.data.Dataset.from_tensor_slices(texts).batch(args.batch_size)
     got = [row for batch in data.map(ours) for row in batch.to_list()]
     expected = [row for batch in data.map(reference) for row in batch.to_list()]
@@ -163,20 +200,12 @@ def main():
 
     print(f"\ninside tf.data, batch {args.batch_size}, sentences/s (median of {args.repeats}):")
     for parallel in (True, False):
-        runs = {
-            "ours": throughput(ours, texts, args.batch_size, parallel),
-            "keras-nlp": throughput(reference, texts, args.batch_size, parallel),
-        }
-        results = {name: [] for name in runs}
-        for _ in range(args.repeats):
-            for name, run in runs.items():
-                results[name].append(run())
-        medians = {name: statistics.median(values) for name, values in results.items()}
+        medians, bests = compare(ours, reference, texts, args.batch_size, args.repeats, parallel)
         label = "parallel map (AUTOTUNE)" if parallel else "sequential map          "
         print(
             f"  {label}  ours {medians['ours']:9,.0f}   keras-nlp {medians['keras-nlp']:9,.0f}"
             f"   ratio {medians['ours'] / medians['keras-nlp']:.2f}"
-            f"   (best {max(results['ours']):,.0f} / {max(results['keras-nlp']):,.0f})"
+            f"   (best {bests['ours']:,.0f} / {bests['keras-nlp']:,.0f})"
         )
 
     if args.profile:

@@ -56,6 +56,7 @@ import tensorflow as tf  # noqa: E402
 from benchmarks.common import (  # noqa: E402
     dtype_policy,
     machine_description,
+    markdown_table,
     matmul_peak_flops,
     median_ms,
     time_train_steps,
@@ -209,7 +210,7 @@ def format_table(rows):
         "ours % peak",
         "keras-hub % peak",
     )
-    cells = [header] + [
+    cells = [
         (
             r["model"],
             r["dtype"],
@@ -224,37 +225,22 @@ def format_table(rows):
         )
         for r in rows
     ]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    lines = []
-    for n, row in enumerate(cells):
-        lines.append(
-            "| "
-            + " | ".join(
-                c.ljust(w) if i < 2 else c.rjust(w)
-                for i, (c, w) in enumerate(zip(row, widths, strict=True))
-            )
-            + " |"
-        )
-        if n == 0:
-            lines.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    return "\n".join(lines)
+    return markdown_table(header, cells, left_columns=2)
 
 
-def main(argv=None):
-    args = parse_args(argv)
+def measure(args):
+    """Times every (model, dtype) row of `args` (see `parse_args`), printing a line per row.
+
+    Returns:
+        `(rows, peaks)`: a dict per row (model, dtype, median ms/step and CPU ms/step of each
+        side, tokens/s, fraction of the matmul peak, ratio and CPU ratio: keras-hub / ours), and
+        the best `tf.matmul` FLOP/s per dtype policy, measured before and after the models.
+    """
     # Both sides' masked LMs leave their poolers unused; Keras warns about it on every build.
     warnings.filterwarnings("ignore", message="Gradients do not exist for variables")
     tf.get_logger().setLevel("ERROR")  # retracing notices: each model traces its own step
     size = SIZES[args.size]
     tokens = args.batch_size * args.sequence_length
-    print(f"Machine: {machine_description()}")
-    print(
-        f"Setup: size {args.size!r} {size}, vocabulary {args.vocabulary_size}, batch "
-        f"{args.batch_size} x sequence {args.sequence_length}, {args.masked_positions} masked "
-        f"positions per sequence (MLM); AdamW lr {LEARNING_RATE} wd {WEIGHT_DECAY}, dropout "
-        f"{DROPOUT}; {args.warmup} warm-up + {args.steps} timed train_on_batch steps per model, "
-        "ours and keras-hub alternating; median step time."
-    )
     peak_size = 1024 if args.quick else 4096
 
     def measure_peaks(peaks):
@@ -267,26 +253,20 @@ def main(argv=None):
     for policy in args.dtypes:
         print(
             f"tf.matmul peak, {COMPUTE_DTYPES[policy]} {peak_size}²: "
-            f"{peaks[policy] / 1e9:,.0f} GFLOP/s (measured again after the models)"
+            f"{peaks[policy] / 1e9:,.0f} GFLOP/s (measured again after the models)",
+            flush=True,
         )
-    print(
-        "FLOPs per step = 3 x forward; forward body per token = L*[2*(4H^2 + 2HI) + 4TH]; "
-        "head = 2HV per token (causal LM) or 2(H^2 + HV) per masked position (masked LM)."
-    )
-    for model in args.models:
-        body, head = step_flops(model, size, args)
-        print(
-            f"  {MODEL_NAMES[model]}: body {body / 1e9:,.1f} GFLOP/step, head "
-            f"{head / 1e9:,.1f} GFLOP/step (head/body {head / body:.2f}), total "
-            f"{(body + head) / 1e9:,.1f}"
-        )
-    print(flush=True)
 
     rows = []
     for model in args.models:
         batch = make_batch(model, args)
         body, head = step_flops(model, size, args)
         for policy in args.dtypes:
+            print(
+                f"{MODEL_NAMES[model]} {policy}: building both models, {args.warmup} warm-up + "
+                f"{args.steps} timed steps each...",
+                flush=True,
+            )
             keras.utils.set_random_seed(args.seed)
             with dtype_policy(policy):
                 ours, theirs = build_models(model, size, args)
@@ -323,6 +303,34 @@ def main(argv=None):
             row[f"{key}_peak"] = row["flops"] / seconds / peaks[policy]
         row["ratio"] = row["hub_ms"] / row["ours_ms"]
         row["cpu_ratio"] = row["hub_cpu_ms"] / row["ours_cpu_ms"]
+    return rows, peaks
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    size = SIZES[args.size]
+    print(f"Machine: {machine_description()}")
+    print(
+        f"Setup: size {args.size!r} {size}, vocabulary {args.vocabulary_size}, batch "
+        f"{args.batch_size} x sequence {args.sequence_length}, {args.masked_positions} masked "
+        f"positions per sequence (MLM); AdamW lr {LEARNING_RATE} wd {WEIGHT_DECAY}, dropout "
+        f"{DROPOUT}; {args.warmup} warm-up + {args.steps} timed train_on_batch steps per model, "
+        "ours and keras-hub alternating; median step time."
+    )
+    print(
+        "FLOPs per step = 3 x forward; forward body per token = L*[2*(4H^2 + 2HI) + 4TH]; "
+        "head = 2HV per token (causal LM) or 2(H^2 + HV) per masked position (masked LM)."
+    )
+    for model in args.models:
+        body, head = step_flops(model, size, args)
+        print(
+            f"  {MODEL_NAMES[model]}: body {body / 1e9:,.1f} GFLOP/step, head "
+            f"{head / 1e9:,.1f} GFLOP/step (head/body {head / body:.2f}), total "
+            f"{(body + head) / 1e9:,.1f}"
+        )
+    print(flush=True)
+
+    rows, peaks = measure(args)
     print()
     print(
         "tf.matmul peaks (best before/after): "
