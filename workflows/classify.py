@@ -326,5 +326,32 @@ def finish(model, tokenizer, label_names, place, metrics, base_description):
     return ClassifierResult(run_dir, model_path, metrics)
 
 
+def train_and_finish(model, config, splits, base, place, announce=None, description=None):
+    """The tail every classifier workflow shares: data, training, evaluation, saved run.
+
+    Args:
+        model: a compiled `BertClassifier`, built inside `place.strategy.scope()`.
+        announce: str or None. Printed before training, with the trainable and frozen
+            parameter counts.
+        description: str or None. Where the model came from. Defaults to `base.description`.
+
+    Returns:
+        `ClassifierResult`.
+    """
+    train_ds, validation_ds, test_ds = datasets(config, splits, base, config.batch_size)
+    counts = count_parameters(model)
+    if announce:
+        print(
+            f"{announce}; trainable {counts['trainable_parameters']:,}, "
+            f"frozen {counts['frozen_parameters']:,} parameters",
+            flush=True,
+        )
+    train(model, config, train_ds, validation_ds, place)
+    metrics = {**counts, **evaluate(model, test_ds, validation_ds, place.strategy)}
+    return finish(
+        model, base.tokenizer, splits.label_names, place, metrics, description or base.description
+    )
+
+
 def pooling_for(config, base):
     return base.pooling if config.pooling == "auto" else config.pooling

@@ -63,15 +63,6 @@ def run(config):
             model.classification_head.set_weights(previous.classification_head.get_weights())
         steps = math.ceil(len(splits.train) / config.batch_size)
         classify.compile_classifier(model, config, steps)  # after every change of `trainable`
-    train_ds, validation_ds, test_ds = classify.datasets(config, splits, base, config.batch_size)
-    counts = classify.count_parameters(model)
-    print(
-        f"[finetune] from {base.description}; trainable {counts['trainable_parameters']:,}, "
-        f"frozen {counts['frozen_parameters']:,} parameters",
-        flush=True,
-    )
-    classify.train(model, config, train_ds, validation_ds, place)
-    metrics = {**counts, **classify.evaluate(model, test_ds, validation_ds, place.strategy)}
-    return classify.finish(
-        model, base.tokenizer, splits.label_names, place, metrics, base.description
+    return classify.train_and_finish(
+        model, config, splits, base, place, announce=f"[finetune] from {base.description}"
     )

@@ -41,11 +41,5 @@ def run(config):
             dropout=config.dropout,
         )
         classify.compile_classifier(model, config, math.ceil(len(splits.train) / config.batch_size))
-    train_ds, validation_ds, test_ds = classify.datasets(config, splits, base, config.batch_size)
-    classify.train(model, config, train_ds, validation_ds, place)
-    metrics = {
-        **classify.count_parameters(model),
-        **classify.evaluate(model, test_ds, validation_ds, place.strategy),
-    }
     description = f"random weights, architecture of {base.description}"
-    return classify.finish(model, base.tokenizer, splits.label_names, place, metrics, description)
+    return classify.train_and_finish(model, config, splits, base, place, description=description)
