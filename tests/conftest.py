@@ -1,4 +1,5 @@
-"""Shared test set-up: quiet TensorFlow, deterministic seeds, a clean dtype policy per test."""
+"""Shared test set-up: quiet TensorFlow, deterministic seeds, a clean dtype policy per test, and
+no skips (`skip_guard`: a skipped test fails)."""
 
 import os
 
@@ -6,6 +7,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras  # noqa: E402
 import pytest  # noqa: E402
+from skip_guard import pytest_make_collect_report, pytest_runtest_makereport  # noqa: E402, F401
 
 
 @pytest.fixture(autouse=True)

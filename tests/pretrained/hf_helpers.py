@@ -1,11 +1,24 @@
 """Helpers for the pretrained-checkpoint tests: tiny models, padded batches, references."""
 
+import importlib
+
 import numpy as np
 
 from keras_transformer.models import BertBackbone, BertMaskedLM, GPTBackbone, GPTCausalLM
 
 VOCABULARY_SIZE = 61
 LENGTHS = (9, 5, 2)  # A batch with padding: rows of 9, 5 and 2 real tokens.
+
+
+def require(module):
+    """Import the reference package `module`, or fail (never skip) saying how to install it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as error:
+        raise ImportError(
+            f"The tests compare against `{module}`, which is part of the `dev` extra but cannot "
+            f'be imported ({error}). Install it: `.venv/bin/pip install -e ".[dev]"`.'
+        ) from error
 
 
 def real_rows():

@@ -6,14 +6,12 @@ attributes, TF variable names (`layer_._0`, `kernel` (in, out), `gamma`, `beta`,
 `embeddings`, `mlm___cls`).
 """
 
+import h5py  # Installed with TensorFlow.
 import numpy as np
-import pytest
 from hf_helpers import all_positions, padded_batch, tiny_bert
 
 from keras_transformer.pretrained import from_huggingface, read_safetensors, to_huggingface
 from keras_transformer.pretrained.h5_io import pytorch_name
-
-h5py = pytest.importorskip("h5py", reason="h5py comes with TensorFlow")
 
 
 def tf_name(name):

@@ -6,6 +6,7 @@ checkpoint (`transformers` + mean pooling + L2 normalization).
 
 import numpy as np
 import pytest
+from hf_helpers import require
 
 from keras_transformer.pretrained import from_huggingface, load_minilm, to_huggingface
 
@@ -44,7 +45,7 @@ def test_minilm_cosine_similarities(minilm, first, second, expected):
 
 
 def test_minilm_tokenizer_matches_the_reference(minilm):
-    tokenizers = pytest.importorskip("tokenizers", reason="needs the `tokenizers` package")
+    tokenizers = require("tokenizers")
     reference = tokenizers.Tokenizer.from_file(str(minilm.folder / "tokenizer.json"))
     reference.no_truncation()
     reference.no_padding()
@@ -55,8 +56,8 @@ def test_minilm_tokenizer_matches_the_reference(minilm):
 
 
 def test_minilm_matches_an_independent_forward_pass(minilm):
-    torch = pytest.importorskip("torch", reason="needs the optional extra (torch)")
-    transformers = pytest.importorskip("transformers", reason="needs the optional extra")
+    torch = require("torch")
+    transformers = require("transformers")
     reference = transformers.AutoModel.from_pretrained(minilm.folder).eval()
     texts = [text for pair in PAIRS for text in pair[:2]]
     inputs = minilm.encode(texts)

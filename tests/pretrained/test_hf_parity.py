@@ -15,6 +15,7 @@ from hf_helpers import (
     all_positions,
     padded_batch,
     real_rows,
+    require,
     tiny_bert,
     tiny_gpt,
 )
@@ -22,12 +23,8 @@ from hf_helpers import (
 from keras_transformer.pretrained import from_huggingface, to_huggingface
 from keras_transformer.text.wordpiece import WordPieceTokenizer
 
-torch = pytest.importorskip(
-    "torch", reason="parity tests need the optional extra: pip install torch==2.13.0"
-)
-transformers = pytest.importorskip(
-    "transformers", reason="parity tests need the optional extra: pip install transformers"
-)
+torch = require("torch")
+transformers = require("transformers")
 
 TOLERANCE = 1e-4
 logging.getLogger("transformers").setLevel(logging.ERROR)

@@ -1,11 +1,12 @@
 """Our numpy safetensors reader and writer: round trips, BF16, corrupt files, and agreement
-with the reference `safetensors` package where it is installed."""
+with the reference `safetensors` package (part of the `dev` extra)."""
 
 import json
 import struct
 
 import numpy as np
 import pytest
+from hf_helpers import require
 
 from keras_transformer.pretrained import SafetensorsFile, read_safetensors, write_safetensors
 
@@ -54,9 +55,7 @@ def test_corrupt_files_are_reported(tmp_path):
 
 
 def test_agrees_with_the_reference_package(tmp_path):
-    reference = pytest.importorskip(
-        "safetensors.numpy", reason="the `safetensors` package is optional here"
-    )
+    reference = require("safetensors.numpy")
     ours = tmp_path / "ours.safetensors"
     write_safetensors(ours, ARRAYS, metadata={"format": "pt"})
     loaded = reference.load_file(str(ours))
