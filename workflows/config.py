@@ -3,10 +3,15 @@
 import argparse
 import dataclasses
 import json
+import math
 import os
 import tempfile
 import types
 import typing
+
+
+class ConfigError(ValueError):
+    """A setting whose value does not fit its field: names the source, the key and the type."""
 
 
 def setting(default, help, choices=None):
@@ -56,7 +61,12 @@ def add_arguments(parser, config_class):
 
 
 def read_config_file(path):
-    """Reads a JSON or YAML mapping of settings."""
+    """Reads a JSON or YAML mapping of settings.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ConfigError: the file does not parse, or holds something other than a mapping.
+    """
     if not os.path.isfile(path):
         raise FileNotFoundError(f"Config file not found: {path}")
     with open(path, encoding="utf-8") as file:
@@ -64,24 +74,140 @@ def read_config_file(path):
     if path.endswith((".yaml", ".yml")):
         import yaml
 
-        values = yaml.safe_load(text)
+        try:
+            values = yaml.safe_load(text)
+        except yaml.YAMLError as error:
+            where = getattr(error, "problem_mark", None)
+            line = f" at line {where.line + 1}" if where is not None else ""
+            raise ConfigError(
+                f"config file {path}: not valid YAML{line} "
+                f"({getattr(error, 'problem', None) or error}). Fix the file's syntax."
+            ) from None
     else:
-        values = json.loads(text)
+        try:
+            values = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ConfigError(
+                f"config file {path}: not valid JSON (line {error.lineno}: {error.msg}). Fix the "
+                "file's syntax, or name it .yaml for YAML."
+            ) from None
     if not isinstance(values, dict):
-        raise ValueError(f"Config file {path} must hold a mapping of settings, not {type(values)}")
+        raise ConfigError(
+            f"config file {path}: must hold a mapping of settings (key: value lines), not "
+            f"{type(values).__name__}."
+        )
     return values
 
 
-def build_config(config_class, values):
-    """Builds a config from a mapping, rejecting unknown settings by name."""
-    names = {f.name for f in dataclasses.fields(config_class)}
-    unknown = sorted(set(values) - names)
+_TRUE = ("true", "yes", "on", "1")
+_FALSE = ("false", "no", "off", "0")
+_KIND_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+
+
+def _show(value):
+    return "null" if value is None else repr(value)
+
+
+def field_kind(hint):
+    """`(kind, optional)` of a field's type hint: `int | None` -> `(int, True)`."""
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        return args[0], len(args) < len(typing.get_args(hint))
+    return hint, False
+
+
+def convert_value(kind, value):
+    """`value` as a `kind` (int, float, bool or str), or raises `ValueError(expected ...)`.
+
+    - int: ints, integral floats (`3.0`, as JSON writers give), strings of either (`"1e3"`).
+    - float: ints, floats and number strings (PyYAML reads `1e-3` as a string); finite only.
+    - bool: booleans, `0` / `1`, and `true/false/yes/no/on/off` strings (any case).
+    - str: strings, and ints (YAML reads `name: 2024` as an int).
+    """
+    expected = ValueError(f"expected {_KIND_NAMES.get(kind, kind.__name__)}, got {_show(value)}")
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, int) and value in (0, 1):
+            return bool(value)
+        if isinstance(value, str) and value.strip().lower() in _TRUE + _FALSE:
+            return value.strip().lower() in _TRUE
+        raise expected
+    if kind is str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
+        raise expected
+    if kind in (int, float):
+        number = value
+        if isinstance(value, str):
+            text = value.strip()
+            try:
+                number = int(text) if kind is int and text.lstrip("+-").isdigit() else float(text)
+            except ValueError:
+                raise expected from None
+        if isinstance(number, bool) or not isinstance(number, (int, float)):
+            raise expected
+        if not math.isfinite(number):
+            raise expected
+        if kind is float:
+            return float(number)
+        if isinstance(number, float) and not number.is_integer():
+            raise expected
+        return int(number)
+    if isinstance(value, kind):
+        return value
+    raise expected
+
+
+def check_value(field, hint, value):
+    """`value` converted to the field's type and checked against its `choices`."""
+    kind, optional = field_kind(hint)
+    if value is None:
+        if optional:
+            return None
+        raise ValueError(f"expected {_KIND_NAMES.get(kind, kind.__name__)}, got null")
+    value = convert_value(kind, value)
+    choices = field.metadata.get("choices")
+    if choices and value not in choices:
+        raise ValueError(f"expected one of {', '.join(map(str, choices))}, got {_show(value)}")
+    return value
+
+
+def build_config(config_class, values, sources=None):
+    """Builds a config from a mapping: unknown settings refused, each value typed and checked.
+
+    Args:
+        config_class: a dataclass whose fields are settings (`setting(...)`).
+        values: dict. Setting name -> value (strings, numbers, booleans or None).
+        sources: dict or None. Setting name -> where its value came from (e.g.
+            `"config file x.yaml"`, `"--steps"`), for error messages.
+
+    Raises:
+        ConfigError: an unknown setting, or a value that does not fit its field, e.g.
+            `config file x.yaml: steps: expected an integer, got 'ten'`.
+    """
+    sources = sources or {}
+    fields = {f.name: f for f in dataclasses.fields(config_class)}
+    unknown = sorted(set(values) - set(fields))
     if unknown:
-        raise ValueError(
-            f"Unknown settings for {config_class.__name__}: {unknown}. "
-            f"Known settings: {sorted(names)}."
+        where = sorted({sources[name] for name in unknown if name in sources})
+        raise ConfigError(
+            f"{'; '.join(where) + ': ' if where else ''}Unknown settings for "
+            f"{config_class.__name__}: {unknown}. Known settings: {sorted(fields)}."
         )
-    return config_class(**values)
+    hints = typing.get_type_hints(config_class)
+    typed = {}
+    for name, value in values.items():
+        try:
+            typed[name] = check_value(fields[name], hints[name], value)
+        except ValueError as error:
+            source = sources.get(name)
+            prefix = f"{source}: " if source and not source.startswith("--") else ""
+            label = source if source and source.startswith("--") else name
+            raise ConfigError(f"{prefix}{label}: {error}") from None
+    return config_class(**typed)
 
 
 # Command-line flags that are not settings of a workflow's config.
@@ -89,15 +215,23 @@ NOT_SETTINGS = ("workflow", "workers", "worker_index")
 
 
 def config_from_args(config_class, namespace, defaults=None):
-    """Merges `defaults`, a `--config` file and the flags given (flags win) into a config."""
+    """Merges `defaults`, a `--config` file and the flags given (flags win) into a config.
+
+    Every value, whatever its source, is converted and checked by `build_config`.
+    """
     values = dict(defaults or {})
+    sources = dict.fromkeys(values, "SageMaker default")
     file_path = getattr(namespace, "_config_file", None)
     if file_path:
-        values.update(read_config_file(file_path))
-    values.update({k: v for k, v in vars(namespace).items() if not k.startswith("_")})
+        from_file = read_config_file(file_path)
+        values.update(from_file)
+        sources.update(dict.fromkeys(from_file, f"config file {file_path}"))
+    flags = {k: v for k, v in vars(namespace).items() if not k.startswith("_")}
     for name in NOT_SETTINGS:
-        values.pop(name, None)
-    return build_config(config_class, values)
+        flags.pop(name, None)
+    values.update(flags)
+    sources.update({name: "--" + name.replace("_", "-") for name in flags})
+    return build_config(config_class, values, sources)
 
 
 def sagemaker_defaults(config_class, environ=None):
