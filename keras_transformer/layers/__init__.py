@@ -7,6 +7,7 @@ Every layer is registered serializable under the package `keras_transformer`, an
 from keras_transformer.layers.classification_head import ClassificationHead
 from keras_transformer.layers.dropout import Dropout
 from keras_transformer.layers.feed_forward import FeedForward
+from keras_transformer.layers.initializers import clone_initializer, default_initializer
 from keras_transformer.layers.language_model_head import LanguageModelHead
 from keras_transformer.layers.layer_normalization import LayerNormalization
 from keras_transformer.layers.masked_lm_head import MaskedLMHead
@@ -35,7 +36,9 @@ __all__ = [
     "TokenEmbedding",
     "TransformerDecoderBlock",
     "TransformerEncoderBlock",
+    "clone_initializer",
     "compute_causal_mask",
+    "default_initializer",
     "merge_masks",
     "padding_to_attention_mask",
 ]

@@ -6,6 +6,7 @@ import keras
 from keras import ops
 
 from keras_transformer.layers.dropout import Dropout
+from keras_transformer.layers.initializers import clone_initializer, default_initializer
 
 ACTIVATIONS = ("gelu", "gelu_approximate", "relu", "silu")
 
@@ -71,8 +72,9 @@ class FeedForward(keras.layers.Layer):
         activation: str. One of `"gelu"` (exact, BERT), `"gelu_approximate"` (tanh, GPT-2),
             `"relu"` (original Transformer), `"silu"`. Defaults to `"gelu"`.
         dropout: float. Dropout rate on the output. Defaults to `0.0`.
-        kernel_initializer: initializer for both kernels. Defaults to
-            `TruncatedNormal(stddev=0.02)`.
+        kernel_initializer: initializer of the two kernels, each of which gets its own clone
+            (`clone_initializer`). Defaults to `TruncatedNormal(stddev=0.02)`: values within
+            ±0.04, std 0.0176.
 
     Call arguments:
         inputs: (B, T, H) tensor.
@@ -103,21 +105,21 @@ class FeedForward(keras.layers.Layer):
         self.activation = activation
         self.dropout = dropout
         if kernel_initializer is None:
-            kernel_initializer = keras.initializers.TruncatedNormal(stddev=0.02)
+            kernel_initializer = default_initializer()
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
 
     def build(self, inputs_shape):
         hidden_dim = inputs_shape[-1]
         self.intermediate_dense = keras.layers.Dense(
             self.intermediate_dim,
-            kernel_initializer=self.kernel_initializer,
+            kernel_initializer=clone_initializer(self.kernel_initializer),
             dtype=self.dtype_policy,
             name="intermediate_dense",
         )
         self.intermediate_dense.build(inputs_shape)
         self.output_dense = keras.layers.Dense(
             hidden_dim,
-            kernel_initializer=self.kernel_initializer,
+            kernel_initializer=clone_initializer(self.kernel_initializer),
             dtype=self.dtype_policy,
             name="output_dense",
         )

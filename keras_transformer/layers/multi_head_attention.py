@@ -6,6 +6,7 @@ import keras
 from keras import ops
 
 from keras_transformer.layers.dropout import Dropout
+from keras_transformer.layers.initializers import clone_initializer
 from keras_transformer.layers.masks import (
     compute_causal_mask,
     merge_masks,
@@ -48,9 +49,11 @@ class MultiHeadAttention(keras.layers.Layer):
         dropout: float. Dropout rate on the attention weights. Defaults to `0.0`.
         use_bias: bool. Whether the projections have biases. Defaults to `True`.
         output_shape: int. Width of the output. Defaults to the query width.
-        kernel_initializer: initializer for the projection kernels.
-            Defaults to `"glorot_uniform"`.
-        bias_initializer: initializer for the biases. Defaults to `"zeros"`.
+        kernel_initializer: initializer of the four projection kernels, each of which gets its
+            own clone (`clone_initializer`). Defaults to `"glorot_uniform"`, with Keras' fans
+            for 3-D kernels as in `keras.layers.MultiHeadAttention`: Wq (Hq, N, D) has std
+            sqrt(2 / ((N + D) · Hq)).
+        bias_initializer: initializer of the biases (one clone each). Defaults to `"zeros"`.
 
     Call arguments:
         query: (B, T, Hq) tensor.
@@ -112,14 +115,14 @@ class MultiHeadAttention(keras.layers.Layer):
         kernel = self.add_weight(
             name=f"{name}_kernel",
             shape=(input_dim, self.num_heads, head_dim),
-            initializer=self.kernel_initializer,
+            initializer=clone_initializer(self.kernel_initializer),
         )
         bias = None
         if self.use_bias:
             bias = self.add_weight(
                 name=f"{name}_bias",
                 shape=(self.num_heads, head_dim),
-                initializer=self.bias_initializer,
+                initializer=clone_initializer(self.bias_initializer),
             )
         return kernel, bias
 
@@ -136,12 +139,14 @@ class MultiHeadAttention(keras.layers.Layer):
         self.output_kernel = self.add_weight(
             name="output_kernel",
             shape=(self.num_heads, self.value_dim, output_dim),
-            initializer=self.kernel_initializer,
+            initializer=clone_initializer(self.kernel_initializer),
         )
         self.output_bias = None
         if self.use_bias:
             self.output_bias = self.add_weight(
-                name="output_bias", shape=(output_dim,), initializer=self.bias_initializer
+                name="output_bias",
+                shape=(output_dim,),
+                initializer=clone_initializer(self.bias_initializer),
             )
         self.built = True
 

@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from keras_transformer.layers.initializers import clone_initializer, default_initializer
+
 
 def check_sequence_length(length, max_sequence_length):
     """Raises `ValueError` if a static sequence length exceeds the maximum."""
@@ -21,7 +23,7 @@ class PositionEmbedding(keras.layers.Layer):
     Args:
         max_sequence_length: int. Number of positions that can be embedded.
         initializer: initializer for the (max_sequence_length, H) table.
-            Defaults to `TruncatedNormal(stddev=0.02)`.
+            Defaults to `TruncatedNormal(stddev=0.02)`: values within ±0.04, std 0.0176.
 
     Call arguments:
         inputs: (B, T, H) tensor; only its shape is used.
@@ -46,14 +48,14 @@ class PositionEmbedding(keras.layers.Layer):
         super().__init__(**kwargs)
         self.max_sequence_length = max_sequence_length
         if initializer is None:
-            initializer = keras.initializers.TruncatedNormal(stddev=0.02)
+            initializer = default_initializer()
         self.initializer = keras.initializers.get(initializer)
 
     def build(self, inputs_shape):
         self.position_embeddings = self.add_weight(
             name="embeddings",
             shape=(self.max_sequence_length, inputs_shape[-1]),
-            initializer=self.initializer,
+            initializer=clone_initializer(self.initializer),
         )
         self.built = True
 

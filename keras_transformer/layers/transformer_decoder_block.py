@@ -3,6 +3,7 @@
 import keras
 
 from keras_transformer.layers.dropout import Dropout
+from keras_transformer.layers.initializers import clone_initializer
 from keras_transformer.layers.multi_head_attention import MultiHeadAttention
 from keras_transformer.layers.transformer_encoder_block import (
     TransformerEncoderBlock,
@@ -59,7 +60,7 @@ class TransformerDecoderBlock(TransformerEncoderBlock):
                 num_heads=self.num_heads,
                 key_dim=hidden_dim // self.num_heads,
                 dropout=self.dropout,
-                kernel_initializer=self.kernel_initializer,
+                kernel_initializer=clone_initializer(self.kernel_initializer),
                 dtype=self.dtype_policy,
                 name="cross_attention",
             )

@@ -11,6 +11,7 @@ from keras_transformer.layers import (
     PositionEmbedding,
     TokenEmbedding,
     TransformerEncoderBlock,
+    default_initializer,
 )
 from keras_transformer.models.backbone import (
     Backbone,
@@ -33,7 +34,7 @@ class SegmentEmbedding(keras.layers.Layer):
         self.embeddings = self.add_weight(
             name="embeddings",
             shape=(self.num_segments, self.hidden_dim),
-            initializer=keras.initializers.TruncatedNormal(stddev=0.02),
+            initializer=default_initializer(),
         )
         self.built = True
 
@@ -158,7 +159,7 @@ class BertBackbone(OptionalSegmentIds, Backbone):
         self.pooler = keras.layers.Dense(
             hidden_dim,
             activation="tanh",
-            kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02),
+            kernel_initializer=default_initializer(),
             dtype=dtype,
             name="pooler",
         )
