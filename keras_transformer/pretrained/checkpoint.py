@@ -15,6 +15,7 @@ import numpy as np
 
 from keras_transformer.pretrained.h5_io import H5WeightsFile
 from keras_transformer.pretrained.hub_cache import cached_snapshot, looks_like_repo_id
+from keras_transformer.pretrained.paths import inside_folder
 from keras_transformer.pretrained.safetensors_io import SafetensorsFile
 
 logger = logging.getLogger(__name__)
@@ -92,17 +93,42 @@ def write_json(path, value):
     Path(path).write_text(json.dumps(value, indent=2, ensure_ascii=False) + "\n", "utf-8")
 
 
+def read_modules(folder):
+    """The module entries (dicts) of a sentence-transformers `modules.json` in `folder`, or
+    `[]` if it has none; `ValueError` if the file is not a list of objects."""
+    path = Path(folder) / "modules.json"
+    if not path.is_file():
+        return []
+    modules = read_json(path)
+    if not isinstance(modules, list) or not all(isinstance(m, dict) for m in modules):
+        raise ValueError(
+            f"{path} is not a sentence-transformers modules list (a JSON list of objects with "
+            "`type` and `path`). Fix or remove it."
+        )
+    return modules
+
+
+def module_folder(folder, module):
+    """The folder of a `modules.json` entry, refused (`ValueError`) if it leaves `folder`."""
+    kind = str(module.get("type", "")).rsplit(".", 1)[-1]
+    return inside_folder(
+        folder, module.get("path", ""), f"{kind} module path in {Path(folder) / 'modules.json'}"
+    )
+
+
 def model_folder(folder):
     """The folder holding `config.json`: `folder` itself, or the Transformer module's subfolder
-    named in a sentence-transformers `modules.json`."""
+    named in a sentence-transformers `modules.json`.
+
+    Raises:
+        ValueError: that module's path leaves `folder` (absolute, `..`, or a symlink out).
+    """
     folder = Path(folder)
     if (folder / "config.json").is_file():
         return folder
-    modules = folder / "modules.json"
-    if modules.is_file():
-        for module in read_json(modules):
-            if module.get("type", "").endswith(".Transformer"):
-                return folder / module.get("path", "")
+    for module in read_modules(folder):
+        if str(module.get("type", "")).endswith(".Transformer"):
+            return module_folder(folder, module)
     return folder
 
 
@@ -111,21 +137,34 @@ def weight_files(folder):
 
     Raises:
         UnsafeCheckpointError: the folder has only pickle weight files.
-        FileNotFoundError: it has no weight file at all.
+        FileNotFoundError: it has no weight file at all, or a listed shard is missing.
+        ValueError: the shard index is malformed, or names a shard outside the folder
+            (absolute, `..`, or a symlink out); nothing has been opened then.
     """
     folder = Path(folder)
     if (folder / SAFETENSORS_FILE).is_file():
         return [folder / SAFETENSORS_FILE]
     if (folder / SAFETENSORS_INDEX).is_file():
-        index = read_json(folder / SAFETENSORS_INDEX)
-        shards = sorted(set(index.get("weight_map", {}).values()))
-        missing = [name for name in shards if not (folder / name).is_file()]
-        if missing or not shards:
+        index_path = folder / SAFETENSORS_INDEX
+        index = read_json(index_path)
+        weight_map = index.get("weight_map", {}) if isinstance(index, dict) else None
+        if not isinstance(weight_map, dict):
+            raise ValueError(
+                f"{index_path} has no `weight_map` object (tensor name -> shard file name)."
+            )
+        shards = {}
+        for name in weight_map.values():
+            if isinstance(name, str) and name in shards:
+                continue
+            shards[name] = inside_folder(folder, name, f"shard file in {index_path}")
+        names = sorted(shards)
+        missing = [name for name in names if not shards[name].is_file()]
+        if missing or not names:
             raise FileNotFoundError(
-                f"{folder / SAFETENSORS_INDEX} lists shards that are not in the folder: "
+                f"{index_path} lists shards that are not in the folder: "
                 f"{missing or 'none listed'}. Copy every shard next to the index."
             )
-        return [folder / name for name in shards]
+        return [shards[name] for name in names]
     if (folder / H5_FILE).is_file():
         return [folder / H5_FILE]
     pickles = sorted(p for p in folder.iterdir() if p.suffix in PICKLE_SUFFIXES)

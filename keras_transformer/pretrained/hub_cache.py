@@ -9,6 +9,8 @@ import os
 import re
 from pathlib import Path
 
+from keras_transformer.pretrained.paths import COMMIT_PATTERN, check_revision, inside_folder
+
 REPO_ID_PATTERN = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
 
@@ -41,15 +43,25 @@ def cached_snapshot(repo_id, revision="main", cache_dir=None):
         The `Path` of the snapshot folder.
 
     Raises:
+        ValueError: `repo_id` is not a repo id, `revision` (or the commit its ref file names)
+            is not a plain ref or commit name, or the snapshot resolves outside the repo's
+            `snapshots/` folder.
         FileNotFoundError: the cache holds no snapshot of that repo and revision.
     """
+    if not isinstance(repo_id, str) or not looks_like_repo_id(repo_id):
+        raise ValueError(f"{repo_id!r} is not a hub repo id (`name` or `org/name`).")
+    check_revision(revision)
     cache = Path(cache_dir).expanduser() if cache_dir else default_hub_cache()
     repo_folder = cache / ("models--" + repo_id.replace("/", "--"))
     snapshots = repo_folder / "snapshots"
-    ref = repo_folder / "refs" / revision
-    commit = ref.read_text().strip() if ref.is_file() else revision
-    snapshot = snapshots / commit
-    if snapshot.is_dir():
+    ref = inside_folder(repo_folder / "refs", revision, f"ref file of {repo_id!r}")
+    commit = revision
+    if ref.is_file():
+        commit = check_revision(ref.read_text().strip(), COMMIT_PATTERN, f"commit named by {ref}")
+    elif "/" in revision:  # A ref such as `refs/pr/1` is only ever a ref file.
+        commit = None
+    snapshot = inside_folder(snapshots, commit, f"snapshot of {repo_id!r}") if commit else None
+    if snapshot is not None and snapshot.is_dir():
         return snapshot
     available = sorted(p.name for p in snapshots.iterdir()) if snapshots.is_dir() else []
     raise FileNotFoundError(

@@ -78,7 +78,10 @@ def from_huggingface(path, task="auto", dtype=None, revision="main", cache_dir=N
         FileNotFoundError: no such folder or cached repo, or a required file is missing.
         UnsafeCheckpointError: the weights are only in a pickle file.
         ValueError: the config names an unsupported architecture or setting, or a tensor is
-            missing or has the wrong shape (the message names it).
+            missing or has the wrong shape (the message names it); or a path that the folder
+            names (a `modules.json` module, a shard in `model.safetensors.index.json`) or
+            `revision` would leave the folder (absolute, `..`, a symlink out): refused before
+            anything there is read.
 
     Example:
     >>> minilm = from_huggingface("path/to/all-MiniLM-L6-v2")

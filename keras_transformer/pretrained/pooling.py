@@ -12,7 +12,12 @@ from pathlib import Path
 
 from keras import ops
 
-from keras_transformer.pretrained.checkpoint import read_json, write_json
+from keras_transformer.pretrained.checkpoint import (
+    module_folder,
+    read_json,
+    read_modules,
+    write_json,
+)
 
 # In the order sentence-transformers concatenates them.
 POOLING_MODES = ("cls", "max", "mean", "mean_sqrt_len")
@@ -84,7 +89,8 @@ def read_sentence_pooling(folder):
 
     Raises:
         ValueError: `modules.json` names a module or a pooling mode this package cannot apply
-            (e.g. a `Dense` projection, weighted-mean or last-token pooling).
+            (e.g. a `Dense` projection, weighted-mean or last-token pooling), or a module
+            path that leaves `folder`.
     """
     folder = Path(folder)
     settings = {}
@@ -97,8 +103,8 @@ def read_sentence_pooling(folder):
     if not modules_file.is_file():
         return SentencePooling(**settings)
     modes, normalize = ("mean",), False
-    for module in read_json(modules_file):
-        kind = module.get("type", "").rsplit(".", 1)[-1]
+    for module in read_modules(folder):
+        kind = str(module.get("type", "")).rsplit(".", 1)[-1]
         if kind not in SUPPORTED_MODULES:
             raise ValueError(
                 f"{modules_file} names the module {module.get('type')!r} (folder "
@@ -106,11 +112,12 @@ def read_sentence_pooling(folder):
                 f"{SUPPORTED_MODULES}). Load with `embed` unused, or drop that module."
             )
         if kind == "Pooling":
-            config = read_json(folder / module.get("path", "") / "config.json", "pooling")
+            pooling_folder = module_folder(folder, module)
+            config = read_json(pooling_folder / "config.json", "pooling")
             used = [key for key in UNSUPPORTED_KEYS if config.get(key)]
             if used:
                 raise ValueError(
-                    f"{folder / module.get('path', '')}/config.json sets {used}; these pooling "
+                    f"{pooling_folder}/config.json sets {used}; these pooling "
                     f"modes are not supported (supported: {POOLING_MODES})."
                 )
             modes = tuple(mode for mode in POOLING_MODES if config.get(CONFIG_KEYS[mode]))
