@@ -51,9 +51,42 @@ class Task(ModelBase):
 
     `get_config` holds the serialized backbone and the task's own constructor arguments
     (`CONFIG_KEYS`).
+
+    Layers listed by `unused_layers()` (parts of the backbone that the task's outputs do not
+    depend on, such as BERT's pooler under a masked-LM head) are left out of the task's
+    trainable weights and counted with its non-trainable ones: the optimizer neither updates
+    them nor warns that they have no gradient. Their own `trainable` flag is untouched, so
+    another task built on the same backbone trains them.
     """
 
     CONFIG_KEYS = ()
+
+    def unused_layers(self):
+        """The layers whose weights the task's loss never reaches. Defaults to none."""
+        return ()
+
+    def _unused_variable_ids(self):
+        return {id(v) for layer in self.unused_layers() for v in layer.variables}
+
+    @property
+    def trainable_weights(self):
+        unused = self._unused_variable_ids()
+        return [v for v in super().trainable_weights if id(v) not in unused]
+
+    @property
+    def trainable_variables(self):
+        unused = self._unused_variable_ids()
+        return [v for v in super().trainable_variables if id(v) not in unused]
+
+    @property
+    def non_trainable_weights(self):
+        trainable = {id(v) for v in self.trainable_weights}
+        return [v for v in self.weights if id(v) not in trainable]
+
+    @property
+    def non_trainable_variables(self):
+        trainable = {id(v) for v in self.trainable_variables}
+        return [v for v in self.variables if id(v) not in trainable]
 
     def get_config(self):
         config = {"name": self.name, "trainable": self.trainable}

@@ -206,6 +206,11 @@ class BertMaskedLM(OptionalSegmentIds, Task):
     are predicted. Targets: the original ids (B, P); sample weights (B, P): 1 for real
     predictions, 0 for padding in `mask_positions`.
 
+    The backbone's pooler is not on the path to the loss: the task leaves it out of its
+    trainable weights (`Task.unused_layers`), so `fit` does not update it and prints no
+    "Gradients do not exist" warning for it. It is still saved, loaded and imported with the
+    backbone, and a `BertClassifier` built on the same backbone trains it.
+
     Args:
         backbone: `BertBackbone`.
 
@@ -236,6 +241,11 @@ class BertMaskedLM(OptionalSegmentIds, Task):
         logits = self.masked_lm_head(sequence, inputs["mask_positions"])
         super().__init__(inputs=inputs, outputs=logits, **kwargs)
         self.backbone = backbone
+
+    def unused_layers(self):
+        """The pooler: the masked-LM loss never reaches it."""
+        backbone = getattr(self, "backbone", None)  # not set yet while the model is built
+        return () if backbone is None else (backbone.pooler,)
 
     def compile(self, optimizer="auto", loss="auto", weighted_metrics="auto", **kwargs):
         """Compiles with AdamW (lr 5e-5, weight decay 0.01), from-logits cross-entropy and
