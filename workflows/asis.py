@@ -8,17 +8,35 @@
 
 import dataclasses
 import os
+import typing
 
 import numpy as np
 
 from workflows import classify
-from workflows.config import write_json_atomic
+from workflows.config import save_config, write_json_atomic
 from workflows.training import new_run_dir
+
+TRAINING_SETTINGS = (
+    "epochs",
+    "learning_rate",
+    "warmup_fraction",
+    "weight_decay",
+    "clip_norm",
+    "dropout",
+    "patience",
+    "max_seconds",
+    "strategy",
+    "verbose",
+)
 
 
 @dataclasses.dataclass(frozen=True)
 class Config(classify.ClassifierConfig):
-    pass
+    workflow: typing.ClassVar[str] = "as-is"
+
+    def unused_settings(self):
+        # Nothing trains: no optimizer, schedule, early stopping, time budget, strategy or fit.
+        return (*super().unused_settings(), *TRAINING_SETTINGS)
 
 
 def embed(backbone, dataset, pooling):
@@ -44,6 +62,7 @@ def run(config):
     classify.check_config(config)
     splits = classify.load_splits(config)
     run_dir = new_run_dir(config.output_dir, "asis")
+    save_config(config, run_dir)
     base = classify.load_base(config.init_from)
     train_ds, validation_ds, test_ds = classify.datasets(config, splits, base, config.batch_size)
     if base.classifier is not None:

@@ -51,6 +51,12 @@ class ClassifierConfig:
     output_dir: str | None = setting(None, "output folder")
     verbose: int = setting(1, "Keras progress output: 0, 1 or 2")
 
+    def unused_settings(self):
+        """The settings this run ignores (left out of its config.json)."""
+        if self.dataset == "movie_sentiment":
+            return ("text_column", "label_column")
+        return ("dataset_config",)
+
 
 @dataclasses.dataclass(frozen=True)
 class ClassifierResult:

@@ -287,8 +287,26 @@ def write_json_atomic(path, data):
         raise
 
 
+def workflow_name(config):
+    """The command-line name of a config's workflow (`"transfer"`, `"as-is"`, ...).
+
+    A config class names it in a `workflow: ClassVar[str]`; without one, its module's name.
+    """
+    config_class = config if isinstance(config, type) else type(config)
+    return getattr(config_class, "workflow", None) or config_class.__module__.rsplit(".", 1)[-1]
+
+
 def save_config(config, folder):
-    """Saves the effective config as `config.json` in `folder`; returns its path."""
+    """Saves the effective config as `config.json` in `folder`; returns its path.
+
+    The file holds `"workflow"` (its command-line name) and every setting that applies: a
+    config may leave some out by naming them in an `unused_settings()` method (e.g. a
+    classifier's `dataset_config` when the dataset is a CSV file).
+    """
+    settings = dataclasses.asdict(config)
+    unused = getattr(config, "unused_settings", None)
+    for name in unused() if unused else ():
+        settings.pop(name, None)
     path = os.path.join(folder, "config.json")
-    write_json_atomic(path, {"workflow": type(config).__name__, **dataclasses.asdict(config)})
+    write_json_atomic(path, {"workflow": workflow_name(config), **settings})
     return path

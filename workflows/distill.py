@@ -13,6 +13,7 @@ Reports the student's accuracy and speed against the teacher's.
 
 import dataclasses
 import math
+import typing
 
 import keras
 from keras import ops
@@ -24,6 +25,8 @@ from workflows.config import setting
 
 @dataclasses.dataclass(frozen=True)
 class Config(classify.ClassifierConfig):
+    workflow: typing.ClassVar[str] = "distill"
+
     init_from: str = setting("", "the teacher: a classifier run folder (required)")
     student_layers: int | None = setting(None, "student blocks (default: half the teacher's)")
     student_hidden_dim: int | None = setting(None, "student width (default: the teacher's)")
@@ -33,6 +36,10 @@ class Config(classify.ClassifierConfig):
     initialize_from_teacher: bool = setting(True, "copy every other teacher block")
     learning_rate: float = setting(1e-4, "peak learning rate (AdamW)")
     epochs: int = setting(4, "training epochs")
+
+    def unused_settings(self):
+        # The student takes its pooling and head dropout from the teacher.
+        return (*super().unused_settings(), "pooling", "dropout")
 
 
 class Distiller(keras.Model):

@@ -4,9 +4,15 @@ Writes saved_models/NAME/VERSION/ (the next free version unless --version), atom
 signatures that take raw strings (the tokenizer runs inside the graph, core TensorFlow ops
 only, so stock TF Serving loads it) and warm-up requests in assets.extra/:
 
-    python -m workflows export --model-path runs/x/model.keras \\
-        --tokenizer-path runs/x/tokenizer.json --name shakespeare
+    python -m workflows export --run runs/transfer-x --name sentiment
+    python -m workflows export --run runs/pretrain-x --name shakespeare
+    python -m workflows export --model-path other/model.keras \\
+        --tokenizer-path other/tokenizer.json --name other
     python -m workflows export --pretrained minilm --name minilm
+
+--run takes a run folder's model.keras and tokenizer.json, and for a classifier its
+labels.json (the label names in class-index order, written by transfer, finetune, scratch and
+distill), so the served `label` is the dataset's own label string; --class-names overrides it.
 
 Classifiers get `serving_default` (label, probabilities, logits), encoders `embed`, masked
 LMs `fill_mask`, causal LMs `generate` (in-graph decoding); every model `from_token_ids`.
@@ -14,6 +20,8 @@ See saved_models/SERVING.md for the signatures and example requests.
 """
 
 import dataclasses
+import json
+import os
 
 import keras
 
@@ -37,14 +45,17 @@ def setting(default, help, choices=None):
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    model_path: str | None = setting(None, "a saved .keras model (from pretrain or finetune)")
+    run: str | None = setting(None, "a run folder (model.keras, tokenizer.json, labels.json)")
+    model_path: str | None = setting(None, "a saved .keras model, when not a run folder")
     tokenizer_path: str | None = setting(None, "its tokenizer JSON (save_tokenizer's format)")
     pretrained: str | None = setting(None, "export a pretrained model instead", ("minilm",))
     output_dir: str = setting("saved_models", "folder holding the models' base folders")
     name: str | None = setting(None, "model name (folder); default: from the model kind")
     version: int | None = setting(None, "version number (default: the next free one)")
     overwrite: bool = setting(False, "replace an existing version")
-    class_names: str | None = setting(None, "comma-separated label names of a classifier")
+    class_names: str | None = setting(
+        None, "comma-separated label names of a classifier (default: the run's labels.json)"
+    )
     pooling: str = setting("auto", "encoder sentence pooling", ("auto", "mean", "cls", "pooler"))
     max_sequence_length: int | None = setting(None, "truncate inputs to this many tokens")
     top_k: int = setting(5, "fill_mask: candidates per [MASK]")
@@ -64,26 +75,103 @@ class Result:
     seconds: float
 
 
+def read_label_names(path):
+    """The label names in a run's `labels.json` (a JSON list of strings, class-index order)."""
+    try:
+        with open(path, encoding="utf-8") as file:
+            names = json.load(file)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path} is not JSON ({error}). Pass --class-names instead.") from None
+    if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+        raise ValueError(
+            f"{path} must hold a JSON list of label names in class-index order. Received: "
+            f"{names!r}. Pass --class-names instead."
+        )
+    return names
+
+
+def run_files(run):
+    """The paths of a run folder's model, tokenizer and label names (None if it has none).
+
+    Raises:
+        FileNotFoundError: `run` is not a folder, or lacks `model.keras` or `tokenizer.json`.
+    """
+    if not os.path.isdir(run):
+        raise FileNotFoundError(
+            f"--run {run!r} is not a folder. Give a run folder (holding model.keras and "
+            "tokenizer.json), or --model-path for a .keras file elsewhere."
+        )
+    model_path = os.path.join(run, "model.keras")
+    tokenizer_path = os.path.join(run, "tokenizer.json")
+    for path, what in ((model_path, "model"), (tokenizer_path, "tokenizer")):
+        if not os.path.isfile(path):
+            raise FileNotFoundError(
+                f"--run {run!r} holds no {what} ({os.path.basename(path)} is missing): the run "
+                "did not finish, or this is not a run folder. Rerun it with the same "
+                "--output-dir to resume, or give --model-path and --tokenizer-path."
+            )
+    labels_path = os.path.join(run, "labels.json")
+    return model_path, tokenizer_path, labels_path if os.path.isfile(labels_path) else None
+
+
 def load_model_and_tokenizer(config):
-    """The model (or `PretrainedModel`) and tokenizer a config names, and a default name."""
+    """The model (or `PretrainedModel`), tokenizer, label names and default name a config names."""
+    given = [
+        flag
+        for flag, value in (
+            ("--run", config.run),
+            ("--pretrained", config.pretrained),
+            ("--model-path", config.model_path),
+        )
+        if value
+    ]
+    if len(given) > 1 or (config.tokenizer_path and not config.model_path):
+        flags = given + ["--tokenizer-path"] * bool(config.tokenizer_path)
+        raise ValueError(
+            f"Give one of --run (a run folder), --model-path (with --tokenizer-path) or "
+            f"--pretrained minilm, not {' and '.join(flags)}."
+        )
     if config.pretrained:
-        if config.model_path or config.tokenizer_path:
-            raise ValueError("Give either --pretrained or --model-path, not both.")
         from keras_transformer.pretrained import load_minilm
 
-        return load_minilm(), None, config.pretrained
-    if not config.model_path:
-        raise ValueError("Give --model-path (a .keras file) or --pretrained minilm.")
-    model = keras.saving.load_model(config.model_path, compile=False)
-    tokenizer = load_tokenizer(config.tokenizer_path) if config.tokenizer_path else None
-    return model, tokenizer, DEFAULT_NAMES.get(type(model).__name__, "model")
+        return load_minilm(), None, None, config.pretrained
+    label_names = None
+    if config.run:
+        model_path, tokenizer_path, labels_path = run_files(config.run)
+        label_names = read_label_names(labels_path) if labels_path else None
+    elif config.model_path:
+        model_path, tokenizer_path = config.model_path, config.tokenizer_path
+        if not os.path.isfile(model_path):
+            raise FileNotFoundError(f"--model-path {model_path!r}: no such file.")
+    else:
+        raise ValueError(
+            "Give --run (a run folder), --model-path (a .keras file) or --pretrained minilm."
+        )
+    model = keras.saving.load_model(model_path, compile=False)
+    tokenizer = load_tokenizer(tokenizer_path) if tokenizer_path else None
+    return model, tokenizer, label_names, DEFAULT_NAMES.get(type(model).__name__, "model")
+
+
+def class_names_for(config, model, label_names):
+    """A classifier's label names: `--class-names`, else the run's `labels.json`, else None.
+
+    Raises:
+        ValueError: `labels.json` names more or fewer labels than the model has classes.
+    """
+    if config.class_names:
+        return [name.strip() for name in config.class_names.split(",")]
+    if label_names is not None and len(label_names) != getattr(model, "num_classes", None):
+        raise ValueError(
+            f"{os.path.join(config.run, 'labels.json')} names {len(label_names)} labels, but "
+            f"the model in {config.run} has {getattr(model, 'num_classes', 'no')} classes. "
+            "Pass --class-names with one name per class."
+        )
+    return label_names
 
 
 def run(config):
-    model, tokenizer, default_name = load_model_and_tokenizer(config)
-    class_names = None
-    if config.class_names:
-        class_names = [name.strip() for name in config.class_names.split(",")]
+    model, tokenizer, label_names, default_name = load_model_and_tokenizer(config)
+    class_names = class_names_for(config, model, label_names)
     options = {
         "class_names": class_names,
         "pooling": None if config.pooling == "auto" else config.pooling,

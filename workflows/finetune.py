@@ -7,6 +7,7 @@ encoder (or only its top `--top-blocks` blocks) and recompiles after changing `t
 
 import dataclasses
 import math
+import typing
 
 from keras_transformer.models import BertClassifier
 from workflows import classify
@@ -15,6 +16,8 @@ from workflows.config import setting
 
 @dataclasses.dataclass(frozen=True)
 class Config(classify.ClassifierConfig):
+    workflow: typing.ClassVar[str] = "finetune"
+
     learning_rate: float = setting(3e-5, "peak learning rate (AdamW); keep it low")
     top_blocks: int = setting(0, "train only the top k encoder blocks and the head (0: all)")
 

@@ -24,6 +24,7 @@ import os
 import subprocess
 import sys
 import time
+import typing
 
 import numpy as np
 
@@ -94,6 +95,8 @@ GPT_PROMPT = "ROMEO:\n"
 
 @dataclasses.dataclass(frozen=True)
 class Config:
+    workflow: typing.ClassVar[str] = "main"
+
     profile: str = setting("default", "quick (~2 min), default (~10 min) or full", tuple(PROFILES))
     output_dir: str | None = setting(
         None, "run folder (default runs/main; reuse it to resume, or runs/main-<time>)"

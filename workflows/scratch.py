@@ -6,6 +6,7 @@ Uses the base named by `--init-from` only for its architecture and tokenizer (or
 
 import dataclasses
 import math
+import typing
 
 from keras_transformer.models import BertClassifier
 from workflows import classify
@@ -14,6 +15,8 @@ from workflows.config import setting
 
 @dataclasses.dataclass(frozen=True)
 class Config(classify.ClassifierConfig):
+    workflow: typing.ClassVar[str] = "scratch"
+
     epochs: int = setting(5, "training epochs")
     learning_rate: float = setting(3e-4, "peak learning rate (AdamW)")
     size: str | None = setting(None, "a named size instead of the base's architecture")

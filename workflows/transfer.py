@@ -7,6 +7,7 @@ accuracy. Follow with `finetune --init-from <this run's folder>` to also adapt t
 
 import dataclasses
 import math
+import typing
 
 from keras_transformer.models import BertClassifier
 from workflows import classify
@@ -15,6 +16,8 @@ from workflows.config import setting
 
 @dataclasses.dataclass(frozen=True)
 class Config(classify.ClassifierConfig):
+    workflow: typing.ClassVar[str] = "transfer"
+
     epochs: int = setting(5, "training epochs")
     learning_rate: float = setting(1e-3, "peak learning rate (AdamW)")
 
