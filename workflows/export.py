@@ -16,7 +16,7 @@ distill), so the served `label` is the dataset's own label string; --class-names
 
 Classifiers get `serving_default` (label, probabilities, logits), encoders `embed`, masked
 LMs `fill_mask`, causal LMs `generate` (in-graph decoding); every model `from_token_ids`.
-See saved_models/SERVING.md for the signatures and example requests.
+See docs/SERVING.md for the signatures and example requests.
 """
 
 import dataclasses

@@ -16,7 +16,7 @@
   TF Serving REST (JSON) and gRPC (`PredictRequest`) helpers.
 - `layout`: versions, safe names, atomic writes. `warmup`: PredictionLog records.
 
-The signatures, their inputs and outputs, and example requests: `saved_models/SERVING.md`.
+The signatures, their inputs and outputs, and example requests: `docs/SERVING.md`.
 """
 
 from keras_transformer.serving.export import ExportResult, export, serving_module

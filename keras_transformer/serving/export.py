@@ -163,7 +163,7 @@ def export(
     built in a temporary folder beside it and renamed into place, so TF Serving never sees a
     half-written version. Existing versions are never overwritten unless `overwrite`.
 
-    Signatures (see `SERVING.md` for inputs, outputs and example requests):
+    Signatures (see `docs/SERVING.md` for inputs, outputs and example requests):
     - `BertClassifier`: `serving_default` (text -> label, probabilities, logits).
     - `BertBackbone`: `embed` (text -> token_embeddings, padding_mask, sentence_embedding).
     - `BertMaskedLM`: `fill_mask` (text with `[MASK]` -> top_tokens, top_ids, top_scores, ...).
