@@ -30,6 +30,11 @@ def machine_description():
     )
 
 
+def load_average():
+    """The load averages over 1, 5 and 15 minutes, as one string ("0.21 0.40 0.35")."""
+    return " ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
 def matmul_peak_flops(dtype, size=4096, repeats=5):
     """Best FLOP/s of a `size`² × `size`² `tf.matmul` in `dtype` (2·size³ FLOPs per product).
 

@@ -1,7 +1,9 @@
 """Quality table: from scratch vs pretrained starts vs the distilled student, on movie_sentiment.
 
 Runs the workflows in order, each into its own folder under --output-dir (a rerun skips the
-steps whose metrics.json exists), then prints one table:
+steps whose metrics.json exists, and the table says which), then prints one table and writes
+it into the `quality` block of docs/BENCHMARKS.md (atomically; a `--quick` run only with
+`--publish`; `--no-publish` never):
 
 1. pretrain: a BERT-style masked LM on `shakespeare+movie_sentiment` (the plays plus the
    sentiment training texts, labels unused), WordPiece vocabulary trained on that text.
@@ -12,21 +14,21 @@ steps whose metrics.json exists), then prints one table:
 6. MiniLM as-is (nearest class centroid of its embeddings), MiniLM transfer, and MiniLM
    transfer + finetune: the same, from the real pretrained all-MiniLM-L6-v2.
 
-    python benchmarks/quality.py                 # about 30 minutes on 2 cores
-    python benchmarks/quality.py --quick         # a few minutes, small numbers: a smoke test
+    python -m benchmarks.quality                 # about 30 minutes on 2 cores
+    python -m benchmarks.quality --quick         # a few minutes, small numbers: a smoke test
 """
 
 import argparse
 import datetime
 import json
 import os
-import platform
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from workflows import asis, distill, finetune, pretrain, scratch, transfer  # noqa: E402
+from benchmarks.common import load_average, machine_description  # noqa: E402
+from benchmarks.publish import add_arguments, check_or_exit, publishing, replace_block  # noqa: E402
 
 PROFILES = {
     "full": {
@@ -80,12 +82,17 @@ PROFILES = {
 }
 
 
-def step(name, module, folder, **settings):
-    """Runs one workflow unless its metrics.json exists; returns its metrics."""
+def step(name, module, folder, reused=None, **settings):
+    """Runs one workflow unless its metrics.json exists; returns its metrics.
+
+    The names of steps whose metrics come from an earlier run are appended to `reused`.
+    """
     run_dir = os.path.join(folder, name)
     metrics_path = os.path.join(run_dir, "metrics.json")
     if os.path.isfile(metrics_path):
         print(f"[quality] {name}: done before, reusing {metrics_path}", flush=True)
+        if reused is not None:
+            reused.append(name)
     else:
         print(f"[quality] {name} ...", flush=True)
         module.run(module.Config(output_dir=run_dir, verbose=2, **settings))
@@ -98,7 +105,15 @@ def main(argv=None):
     parser.add_argument("--output-dir", default="runs/quality")
     parser.add_argument("--quick", action="store_true", help="the quick profile")
     parser.add_argument("--skip-minilm", action="store_true", help="leave out the MiniLM rows")
+    add_arguments(parser)
     args = parser.parse_args(argv)
+    if publishing(args):
+        check_or_exit([(args.docs, BLOCK)])  # before the 30 minutes, not after
+    from workflows import asis, distill, finetune, pretrain, scratch, transfer
+
+    started = datetime.datetime.now().astimezone()
+    machine, load_at_start = machine_description(), load_average()
+    reused = []
     profile = PROFILES["quick" if args.quick else "full"]
     folder = args.output_dir
     os.makedirs(folder, exist_ok=True)
@@ -109,6 +124,7 @@ def main(argv=None):
         "pretrain",
         pretrain,
         folder,
+        reused,
         objective="masked",
         tokens="wordpiece",
         corpus="shakespeare+movie_sentiment",
@@ -121,6 +137,7 @@ def main(argv=None):
         "scratch",
         scratch,
         folder,
+        reused,
         init_from=base,
         epochs=epochs["scratch"],
         learning_rate=3e-4,
@@ -130,6 +147,7 @@ def main(argv=None):
         "transfer",
         transfer,
         folder,
+        reused,
         init_from=base,
         epochs=epochs["transfer"],
         learning_rate=1e-3,
@@ -139,6 +157,7 @@ def main(argv=None):
         "finetune",
         finetune,
         folder,
+        reused,
         init_from=os.path.join(folder, "transfer"),
         epochs=epochs["finetune"],
         learning_rate=1e-4,
@@ -148,6 +167,7 @@ def main(argv=None):
         "distill",
         distill,
         folder,
+        reused,
         init_from=os.path.join(folder, "finetune"),
         epochs=epochs["distill"],
         learning_rate=1e-4,
@@ -155,12 +175,13 @@ def main(argv=None):
     )
     if not args.skip_minilm:
         rows["MiniLM as-is (centroids)"] = step(
-            "minilm_asis", asis, folder, init_from="minilm", **common
+            "minilm_asis", asis, folder, reused, init_from="minilm", **common
         )
         rows["MiniLM transfer (frozen)"] = step(
             "minilm_transfer",
             transfer,
             folder,
+            reused,
             init_from="minilm",
             epochs=epochs["minilm_transfer"],
             learning_rate=1e-3,
@@ -170,36 +191,68 @@ def main(argv=None):
             "minilm_finetune",
             finetune,
             folder,
+            reused,
             init_from=os.path.join(folder, "minilm_transfer"),
             epochs=epochs["minilm_finetune"],
             learning_rate=3e-5,
             **common,
         )
-    print_table(rows, profile, args)
-
-
-def print_table(rows, profile, args):
-    print(
-        f"\nmovie_sentiment test accuracy ({datetime.date.today()}, {platform.machine()}, "
-        f"{os.cpu_count()} cores, profile {'quick' if args.quick else 'full'})\n"
+    table = quality_table(
+        rows,
+        command="python -m benchmarks.quality" + (" --quick" if args.quick else ""),
+        circumstances=f"started {started:%Y-%m-%d %H:%M %Z}; {machine}; load average (1, 5, "
+        f"15 min) {load_at_start} at the start, {load_average()} at the end",
+        reused=reused,
     )
-    print("| start | test accuracy | parameters | examples/s (predict) |")
-    print("| --- | --- | --- | --- |")
+    print("\n" + table)
+    if publishing(args):
+        replace_block(args.docs, BLOCK, table, source="python -m benchmarks.quality")
+        print(f"\nWritten to the {BLOCK!r} block of {args.docs}.")
+
+
+BLOCK = "quality"
+
+
+def quality_table(rows, command, circumstances, reused=()):
+    """The quality table as markdown: where and when, one row per start, the student line.
+
+    Args:
+        rows: dict `{row name: metrics}` (each workflow's metrics.json).
+        command: str. The command that measured, as the text names it.
+        circumstances: str. When, on what machine, under what load.
+        reused: names of the steps whose metrics came from an earlier run.
+
+    Returns:
+        str: markdown.
+    """
+    lines = [f"`{command}`, {circumstances}. movie_sentiment test accuracy:", ""]
+    lines += [
+        "| start | test accuracy | parameters | examples/s (predict) |",
+        "| --- | --- | --- | --- |",
+    ]
     for name, metrics in rows.items():
         parameters = metrics.get("parameters")
         speed = metrics.get("examples_per_second")
-        print(
+        lines.append(
             f"| {name} | {metrics['test_accuracy']:.4f} | {parameters:,} | {speed:,.0f} |"
             if parameters
             else f"| {name} | {metrics['test_accuracy']:.4f} | - | - |"
         )
     student = rows.get("distilled student (ours)")
     if student:
-        print(
-            f"\nstudent vs teacher: {student['student_layers']} blocks, accuracy kept "
+        lines += [
+            "",
+            f"Student vs teacher: {student['student_layers']} blocks, accuracy kept "
             f"{student['accuracy_kept']:.3f} (teacher {student['teacher_test_accuracy']:.4f}), "
-            f"speed-up {student['speedup']:.2f}x"
-        )
+            f"speed-up {student['speedup']:.2f}x.",
+        ]
+    if reused:
+        lines += [
+            "",
+            f"Reused from an earlier run in the same folder (its metrics.json): "
+            f"{', '.join(reused)}.",
+        ]
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
