@@ -280,6 +280,7 @@ def run(config):
         epochs=math.ceil(config.steps / config.eval_interval),
         steps_per_epoch=config.eval_interval,
         validation_data=validation_ds,
+        total_steps=config.steps,  # the last interval is shorter when it does not divide
     )
     seconds = time.monotonic() - start_time
     history = write_history(history, run_dir, place.chief)

@@ -58,18 +58,31 @@ def start(config, name):
 
 
 def fit(
-    model, dataset, config, place, epochs, steps_per_epoch=None, validation_data=None, callbacks=()
+    model,
+    dataset,
+    config,
+    place,
+    epochs,
+    steps_per_epoch=None,
+    validation_data=None,
+    callbacks=(),
+    total_steps=None,
 ):
     """`keras_transformer.training.fit` with the workflows' resume folder and time budget.
 
     Checkpoints go to `<run_dir>/backup` after every epoch; a rerun with the same output
     folder resumes after the last one (skipping the batches already trained on), and the folder
-    is removed when training completes. Returns the `History`.
+    is removed when training completes. With `total_steps`, training stops once the optimizer
+    has taken that many steps in all (a resumed run counts the steps before it), so the last
+    epoch may be shorter than `steps_per_epoch`; it is still evaluated and checkpointed.
+    Returns the `History`.
     """
     callbacks = [
         *callbacks,
         keras.callbacks.BackupAndRestore(os.path.join(place.run_dir, "backup")),
     ]
+    if total_steps is not None:
+        callbacks.append(StepLimit(total_steps))
     if config.max_seconds:
         callbacks.append(TimeBudget(config.max_seconds))
     return training.fit(
@@ -107,12 +120,15 @@ def new_run_dir(output_dir, name):
 def make_optimizer(learning_rate, total_steps, warmup_steps, weight_decay, clip_norm):
     """AdamW with linear warm-up then cosine decay to 10% of the peak, and gradient clipping.
 
+    Step k (1-based) runs at `schedule(k - 1)` (Keras evaluates the schedule at the optimizer's
+    iteration count before the update): the warm-up reaches the peak at step
+    `warmup_steps + 1` and the decay ends at step `total_steps`, whose rate is 10% of the peak.
     Biases and layer-norm parameters are excluded from weight decay.
     """
-    warmup_steps = min(warmup_steps, max(total_steps - 1, 0))
+    warmup_steps = min(warmup_steps, max(total_steps - 2, 0))  # leave a step of decay
     schedule = keras.optimizers.schedules.CosineDecay(
         initial_learning_rate=0.0 if warmup_steps else learning_rate,
-        decay_steps=max(total_steps - warmup_steps, 1),
+        decay_steps=max(total_steps - 1 - warmup_steps, 1),
         alpha=0.1,
         warmup_target=learning_rate if warmup_steps else None,
         warmup_steps=warmup_steps,
@@ -124,6 +140,29 @@ def make_optimizer(learning_rate, total_steps, warmup_steps, weight_decay, clip_
     )
     optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
     return optimizer
+
+
+class StepLimit(keras.callbacks.Callback):
+    """Stops training once the optimizer has taken `steps` steps in all (resumed runs too).
+
+    The loop runs no step after `stop_training` is set (on several workers, all of them stop
+    at the same step), then evaluates and checkpoints the epoch as usual.
+    """
+
+    def __init__(self, steps):
+        super().__init__()
+        self.steps = steps
+        self.done = 0
+
+    def on_train_begin(self, logs=None):
+        self.done = int(self.model.optimizer.iterations.numpy())  # after a restore
+        if self.done >= self.steps:
+            self.model.stop_training = True
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.done += 1
+        if self.done >= self.steps:
+            self.model.stop_training = True
 
 
 class TimeBudget(keras.callbacks.Callback):

@@ -182,3 +182,54 @@ def test_validation_loss_is_the_mean_over_batches(corpus_file, tmp_path):
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     by_hand = np.mean([float(loss(y, model(x), sample_weight=w)) for x, y, w in dataset])
     assert result.metrics["validation_loss"] == pytest.approx(by_hand, rel=1e-4)
+
+
+def test_steps_not_a_multiple_of_the_interval_trains_exactly_that_many(corpus_file, tmp_path):
+    import keras
+
+    # 7 steps, evaluations every 3: intervals of 3, 3 and 1 (not 3 x 3 = 9 steps).
+    config = tiny(corpus_file, tmp_path / "run", steps=7, eval_interval=3, num_samples=0)
+    result = pretrain.run(config)
+    assert result.steps == 7
+    model = keras.saving.load_model(result.model_path)
+    assert int(model.optimizer.iterations.numpy()) == 7
+    # Step k runs at schedule(k - 1): the 7th and last step runs at the end of the decay.
+    schedule = model.optimizer._learning_rate
+    end = 0.1 * config.learning_rate
+    assert float(schedule(6)) == pytest.approx(end, rel=1e-5)
+    assert float(schedule(5)) > end * 1.01  # still decaying one step before
+    history = json.loads((tmp_path / "run" / "history.json").read_text())
+    assert len(history["val_loss"]) == 3  # ceil(7 / 3) evaluations, the last after 1 step
+    assert not (tmp_path / "run" / "backup").exists()
+
+
+class CrashAfter(__import__("keras").callbacks.Callback):
+    """Fails the run once the optimizer has taken `steps` steps (a killed process)."""
+
+    def __init__(self, steps):
+        super().__init__()
+        self.steps = steps
+
+    def on_train_batch_end(self, batch, logs=None):
+        if int(self.model.optimizer.iterations.numpy()) >= self.steps:
+            raise RuntimeError("simulated crash")
+
+
+def test_resumed_run_totals_exactly_the_steps(corpus_file, tmp_path, monkeypatch):
+    from workflows import training
+
+    config = tiny(corpus_file, tmp_path / "run", steps=7, eval_interval=3, num_samples=0)
+
+    def crashing_fit(*args, callbacks=(), **kwargs):
+        return training.fit(*args, callbacks=[*callbacks, CrashAfter(4)], **kwargs)
+
+    monkeypatch.setattr(pretrain, "fit", crashing_fit)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        pretrain.run(config)
+    assert checkpointed_epochs(tmp_path / "run" / "backup") == 1  # steps 1-3 are saved
+    monkeypatch.undo()
+
+    result = pretrain.run(config)  # resumes after step 3: runs 3 + 1 more steps
+    assert result.steps == 7
+    history = json.loads((tmp_path / "run" / "history.json").read_text())
+    assert len(history["val_loss"]) == 2  # the two evaluations left
