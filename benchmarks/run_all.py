@@ -25,7 +25,6 @@ import datetime
 import gc
 import os
 import sys
-import tempfile
 import time
 import traceback
 from pathlib import Path
@@ -37,7 +36,16 @@ if __package__ in (None, ""):  # run as a file: make the repository root importa
 
 import keras  # noqa: E402
 
-from benchmarks.common import machine_description, markdown_table  # noqa: E402
+from benchmarks.common import load_average, machine_description, markdown_table  # noqa: E402
+from benchmarks.publish import (  # noqa: E402
+    DOCS_PAGE,
+    README,
+    check_or_exit,
+    publishing,
+    replace_block,
+    write_atomic,
+)
+from benchmarks.publish import add_arguments as add_publish_arguments  # noqa: E402
 
 PEAK_TARGET = 0.65  # issue #8: fraction of the matmul peak at the "mini" size
 PAR_TARGET = 1.0  # everywhere else: at least on par with the reference
@@ -181,22 +189,30 @@ def tokenizer_rows(profile):
     ]
 
 
-def classifier_rows(profile):
-    """Raw-text classifier SavedModel latency vs keras-hub's best export, batch 1 and 32."""
+def classifier_rows(profile, measure=None):
+    """Raw-text classifier SavedModel latency vs keras-hub's, at equal padding, batch 1 and 32.
+
+    One row per batch size and padding (`serving_latency.PADDINGS`): both sides padded to the
+    batch's longest text, and both padded to 128; each cell shows the mean padded width T.
+    `measure` stands in for `serving_latency.benchmark_classifier` (tests).
+    """
     from benchmarks import serving_latency
 
-    latency, _, _, _ = serving_latency.benchmark_classifier(profile.classifier_repeats)
+    result = (measure or serving_latency.benchmark_classifier)(profile.classifier_repeats)
+    latency, widths = result["latency"], result["widths"]
     rows = []
-    for batch_size, seconds in latency.items():
-        best = min((name for name in seconds if name != "ours"), key=seconds.get)
-        rows.append(
-            par_row(
-                f"classifier SavedModel latency, batch {batch_size}",
-                f"{1e3 * seconds['ours']:.1f} ms",
-                f"{best} {1e3 * seconds[best]:.1f} ms",
-                seconds[best] / seconds["ours"],
+    for batch_size, per_padding in latency.items():
+        for padding, seconds in per_padding.items():
+            width = widths[batch_size][padding]
+            rows.append(
+                par_row(
+                    f"classifier SavedModel latency, batch {batch_size}, "
+                    f"{serving_latency.PADDINGS[padding]}",
+                    f"{1e3 * seconds['ours']:.1f} ms (T {width['ours']:.0f})",
+                    f"keras-hub {1e3 * seconds['keras-hub']:.1f} ms (T {width['keras-hub']:.0f})",
+                    seconds["keras-hub"] / seconds["ours"],
+                )
             )
-        )
     return rows
 
 
@@ -272,10 +288,6 @@ def run_part(title, function):
     return rows, seconds
 
 
-def load_average():
-    return " ".join(f"{value:.2f}" for value in os.getloadavg())
-
-
 def library_versions():
     try:
         import keras_hub
@@ -285,68 +297,168 @@ def library_versions():
         return f"keras-hub not importable ({type(error).__name__}: {error})"
 
 
-def write_atomic(path, text):
-    """Writes `text` to `path` through a temporary file in the same folder and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as file:
-            file.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+NOTES = (
+    "ratio: ours / reference for speeds (tokens/s, sentences/s, examples/s) and for the "
+    "fraction of the matmul peak; reference / ours for latencies (ms); training rows add "
+    "the same ratio from CPU time per step. Classifier rows: T is the mean padded width of "
+    "the timed batches, equal on both sides by construction.",
+    "fraction of matmul peak: FLOPs per step / step time / the best tf.matmul FLOP/s "
+    "measured in this process (shown); other jobs on the cores lower that peak more than "
+    "they slow the training steps, so read it with the load average.",
+)
 
 
-def run(part_list, output, title="run_all"):
+@dataclasses.dataclass(frozen=True)
+class Measurement:
+    """One run's results and the circumstances: what the report and the pages show."""
+
+    command: str
+    machine: str
+    started: datetime.datetime
+    load_at_start: str
+    load_at_end: str
+    rows: list
+    timings: list
+    total_seconds: float
+
+    @property
+    def failed(self):
+        return [row.benchmark for row in self.rows if row.error is not None]
+
+    @property
+    def not_met(self):
+        return [row.benchmark for row in self.rows if row.met is False]
+
+    def header(self):
+        return (
+            f"`{self.command}`, started {self.started:%Y-%m-%d %H:%M %Z}; {self.machine}; "
+            f"load average (1, 5, 15 min) {self.load_at_start} at the start, "
+            f"{self.load_at_end} at the end; {self.total_seconds:.0f} s."
+        )
+
+    def not_met_line(self):
+        if not self.not_met:
+            return "Every row met its target."
+        return f"Not met: {'; '.join(self.not_met)}."
+
+
+def report_text(measurement, title):
+    """The full report: heading, circumstances, table, notes, seconds per part, failures."""
+    failed = measurement.failed
+    return "\n".join(
+        [
+            f"# {title}",
+            "",
+            measurement.header(),
+            "",
+            format_table(measurement.rows),
+            "",
+            measurement.not_met_line(),
+            "",
+            *NOTES,
+            f"Seconds per part: {', '.join(measurement.timings)}.",
+            f"Failed: {', '.join(failed)}." if failed else "Failed: none.",
+            "",
+        ]
+    )
+
+
+def docs_block(measurement):
+    """The `run_all` block of docs/BENCHMARKS.md: the report without its heading."""
+    return "\n".join(
+        [
+            f"Latest run: {measurement.header()}",
+            "",
+            format_table(measurement.rows),
+            "",
+            measurement.not_met_line(),
+            "",
+            *(f"{note}\n" for note in NOTES),
+            f"Seconds per part: {', '.join(measurement.timings)}.",
+        ]
+    )
+
+
+def readme_block(measurement, docs_path):
+    """The `run_all` block of the README: when and where, the table, what was not met."""
+    link = os.path.relpath(docs_path) if not os.path.isabs(docs_path) else docs_path
+    return "\n".join(
+        [
+            measurement.header(),
+            "",
+            format_table(measurement.rows),
+            "",
+            f"{measurement.not_met_line()} What each row measures, and the notes: [`{link}`]"
+            f"({link}).",
+        ]
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class Publication:
+    """Where a run's figures go: the `run_all` block of `docs` and of `readme` (None: not)."""
+
+    docs: str | None = None
+    readme: str | None = None
+    block: str = "run_all"
+
+    def targets(self):
+        return [(path, self.block) for path in (self.docs, self.readme) if path]
+
+
+def run(part_list, output, title="run_all", publication=None, command="run_all"):
     """Runs the parts, prints the report and writes it to `output`; returns the exit status.
 
     Args:
         part_list: list of `(title, function)`; each function returns a list of `Row`s.
         output: str or Path. The markdown file to write (atomically).
         title: str. The report's heading.
+        publication: `Publication` or None. If every part succeeded, the table is written
+            into its pages' `run_all` blocks (atomically); a run with a failed part publishes
+            nothing, so the pages keep their previous, complete figures.
+        command: str. The command line, as the report and the pages name it.
 
     Returns:
         0 if every part and row succeeded, else 1.
     """
     started = datetime.datetime.now().astimezone()
     load_at_start = load_average()
-    print(f"Machine: {machine_description()}, {library_versions()}")
+    machine = f"{machine_description()}, {library_versions()}"
+    print(f"Machine: {machine}")
     print(f"Load average (1, 5, 15 min) at start: {load_at_start}", flush=True)
     rows, timings = [], []
     for part_title, function in part_list:
         part_rows, seconds = run_part(part_title, function)
         rows.extend(part_rows)
         timings.append(f"{part_title} {seconds:.0f} s")
-    total = (datetime.datetime.now().astimezone() - started).total_seconds()
-    failed = [row.benchmark for row in rows if row.error is not None]
-    report = "\n".join(
-        [
-            f"# {title}",
-            "",
-            f"Machine: {machine_description()}, {library_versions()}",
-            f"Started {started:%Y-%m-%d %H:%M:%S %Z}; load average (1, 5, 15 min) at start "
-            f"{load_at_start}, at end {load_average()}.",
-            "",
-            format_table(rows),
-            "",
-            "ratio: ours / reference for speeds (tokens/s, sentences/s, examples/s) and for the "
-            "fraction of the matmul peak; reference / ours for latencies (ms); training rows add "
-            "the same ratio from CPU time per step.",
-            "fraction of matmul peak: FLOPs per step / step time / the best tf.matmul FLOP/s "
-            "measured in this process (shown); other jobs on the cores lower that peak more than "
-            "they slow the training steps, so read it with the load average.",
-            f"Seconds per part: {', '.join(timings)}; total {total:.0f} s.",
-            f"Failed: {', '.join(failed)}." if failed else "Failed: none.",
-            "",
-        ]
+    measurement = Measurement(
+        command=command,
+        machine=machine,
+        started=started,
+        load_at_start=load_at_start,
+        load_at_end=load_average(),
+        rows=rows,
+        timings=timings,
+        total_seconds=(datetime.datetime.now().astimezone() - started).total_seconds(),
     )
+    report = report_text(measurement, title)
     print()
     print(report, end="")
     write_atomic(output, report)
     print(f"Written to {output}")
-    return 1 if failed else 0
+    if publication is not None:
+        pages = " and ".join(path for path, _ in publication.targets())
+        if measurement.failed:
+            print(f"Not published: a part failed, so {pages} keep their previous figures.")
+        else:
+            if publication.docs:
+                content = docs_block(measurement)
+                replace_block(publication.docs, publication.block, content, source=command)
+            if publication.readme:
+                content = readme_block(measurement, publication.docs or DOCS_PAGE)
+                replace_block(publication.readme, publication.block, content, source=command)
+            print(f"Published to the {publication.block!r} block of {pages}.")
+    return 1 if measurement.failed else 0
 
 
 def parse_args(argv=None):
@@ -363,6 +475,7 @@ def parse_args(argv=None):
         default=None,
         help="markdown file for the report (default: runs/benchmarks/run_all-<timestamp>.md)",
     )
+    add_publish_arguments(parser, readme=README)
     args = parser.parse_args(argv)
     if args.output is None:
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -373,8 +486,20 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     name = "quick" if args.quick else "default"
+    publication = None
+    if publishing(args):
+        publication = Publication(docs=args.docs, readme=args.readme)
+        check_or_exit(publication.targets())  # before measuring: missing markers fail at once
+    command = "python -m benchmarks.run_all" + (" --quick" if args.quick else "")
+    command += " --no-xla" if args.no_xla else ""
     part_list = parts(PROFILES[name], with_xla=not args.no_xla)
-    return run(part_list, args.output, title=f"Benchmarks: run_all, {name} profile")
+    return run(
+        part_list,
+        args.output,
+        title=f"Benchmarks: run_all, {name} profile",
+        publication=publication,
+        command=command,
+    )
 
 
 if __name__ == "__main__":

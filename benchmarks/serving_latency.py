@@ -4,9 +4,15 @@
    `BertClassifier` (`serving_default`: strings in, core-TF tokenizer inside) vs keras-hub's
    `BertTextClassifier` with its `BertTextClassifierPreprocessor` exported as a raw-string
    SavedModel (`keras.export.ExportArchive`; its tokenizer is tensorflow-text). Both: 4 layers,
-   256 wide, vocabulary 30,522 (BERT uncased), 2 classes, max 512 tokens. keras-hub's
-   preprocessor pads to a fixed `sequence_length` (512 by default); it is also measured at 128
-   (enough for these sentences), its best case. Ours pads each batch to its longest text.
+   256 wide, vocabulary 30,522 (BERT uncased), 2 classes. They are compared at equal padding,
+   so that both models run on inputs of the same width:
+   - "both padded to the batch's longest text": ours is the export as it is (truncation at
+     512, each batch padded to its longest text); keras-hub's preprocessor pads to 512 (its
+     default `sequence_length`) and its export then cuts the batch to its longest row.
+   - "both padded to 128": keras-hub's preprocessor at `sequence_length=128` (its own fixed
+     padding); ours exported with `max_sequence_length=128` and its packer's cut to the
+     longest row removed (`FullWidthPacker`), so every batch is 128 wide.
+   The mean padded width of the timed batches is printed beside each time.
 2. Generation speed (new tokens per second, greedy, 64 new tokens after 16-token prompts,
    batch 1 and 8): our exported `GPTCausalLM` (`from_token_ids` signature: the in-graph
    decoding loop with its KV cache, as stock TF Serving runs it: no XLA) vs keras-hub
@@ -54,20 +60,65 @@ def load_vocabulary_and_texts():
 # ------------------------------------------------------------------------------------------
 # Classifier latency.
 
+# The two ways of padding the classifier rows compare at: `{key: what both sides do}`.
+PADDINGS = {
+    "longest": "both padded to the batch's longest text",
+    "128": "both padded to 128",
+}
 
-def export_ours_classifier(vocabulary, folder):
+
+class FullWidthPacker(tf.Module):
+    """Our export's `BertPacker` without its last step (the cut to the batch's longest row).
+
+    Every batch comes out `max_sequence_length` wide, as keras-hub's preprocessor pads.
+    """
+
+    def __init__(self, packer):
+        super().__init__(name="full_width_packer")
+        self.packer = packer.packer  # the MultiSegmentPacker: truncates and pads to the max
+
+    def __call__(self, ids):
+        token_ids, _, padding_mask = self.packer([ids])  # (B, max_sequence_length)
+        return token_ids, tf.cast(padding_mask, tf.int32)
+
+
+def our_classifier(vocabulary):
     from keras_transformer.models import BertBackbone, BertClassifier
-    from keras_transformer.serving import export
-    from keras_transformer.text import WordPieceTokenizer
 
     keras.utils.set_random_seed(0)
     backbone = BertBackbone(vocabulary_size=len(vocabulary), max_sequence_length=512, **SIZE)
-    model = BertClassifier(backbone, num_classes=2)
-    result = export(model, WordPieceTokenizer(vocabulary), folder, name="ours", warmup=False)
-    return result
+    return BertClassifier(backbone, num_classes=2)
 
 
-def export_keras_hub_classifier(vocabulary, folder, sequence_length):
+def export_ours_classifier(vocabulary, folder, padding):
+    """Our raw-text classifier SavedModel; returns `(ExportResult or path, module)`.
+
+    `"longest"`: our export exactly as `keras_transformer.serving.export` writes it
+    (truncation at 512, each batch padded to its longest text). `"128"`: the same module with
+    `max_sequence_length=128` and the `FullWidthPacker`, so every batch is 128 wide.
+    """
+    from keras_transformer.serving import export, serving_module
+    from keras_transformer.text import WordPieceTokenizer
+
+    model, tokenizer = our_classifier(vocabulary), WordPieceTokenizer(vocabulary)
+    if padding == "longest":
+        result = export(model, tokenizer, folder, name="ours", warmup=False)
+        return result, serving_module(model, tokenizer)
+    module = serving_module(model, tokenizer, max_sequence_length=int(padding))
+    module.packer = FullWidthPacker(module.packer)
+    path = os.path.join(folder, f"ours_{padding}")
+    tf.saved_model.save(module, path, signatures={"serving_default": module.serve_text})
+    return path, module
+
+
+def export_keras_hub_classifier(vocabulary, folder, padding):
+    """keras-hub's `BertTextClassifier` with its preprocessor as a raw-string SavedModel.
+
+    `"longest"`: the preprocessor at `sequence_length=512` (its default), then each batch cut
+    to its longest row (the widest padding mask), as our export does. `"128"`: the
+    preprocessor at `sequence_length=128`, uncut (keras-hub's own fixed padding).
+    Returns `(path, preprocess)`: `preprocess(text)` gives the model inputs the export feeds.
+    """
     import keras_hub
 
     keras.utils.set_random_seed(0)
@@ -75,63 +126,97 @@ def export_keras_hub_classifier(vocabulary, folder, sequence_length):
         vocabulary_size=len(vocabulary), max_sequence_length=512, **SIZE
     )
     tokenizer = keras_hub.models.BertTokenizer(vocabulary=vocabulary, lowercase=True)
+    sequence_length = 512 if padding == "longest" else int(padding)
     preprocessor = keras_hub.models.BertTextClassifierPreprocessor(
         tokenizer, sequence_length=sequence_length
     )
     classifier = keras_hub.models.BertTextClassifier(backbone, 2, preprocessor=preprocessor)
 
+    def preprocess(text):
+        x = preprocessor(text)  # token_ids, segment_ids, padding_mask: (B, sequence_length)
+        if padding == "longest":
+            width = tf.reduce_max(tf.reduce_sum(tf.cast(x["padding_mask"], tf.int32), axis=1))
+            x = {name: value[:, :width] for name, value in x.items()}
+        return x
+
     archive = keras.export.ExportArchive()
     archive.track(classifier)
 
     def serve(text):
-        x = preprocessor(text)
-        logits = classifier(x, training=False)
+        logits = classifier(preprocess(text), training=False)
         return {"logits": logits, "probabilities": tf.nn.softmax(logits)}
 
     archive.add_endpoint(
         "serving_default", serve, input_signature=[tf.TensorSpec([None], tf.string)]
     )
-    path = os.path.join(folder, f"keras_hub_{sequence_length}")
+    path = os.path.join(folder, f"keras_hub_{padding}")
     archive.write_out(path, verbose=False)
-    return path
+    return path, preprocess
 
 
 def benchmark_classifier(repeats):
+    """Raw-text classifier latency, ours vs keras-hub's, at equal padding, batch 1 and 32.
+
+    For each padding of `PADDINGS`, both SavedModels take the same strings and run the same
+    model size on inputs of the same width: `"longest"`, each batch padded to its longest
+    text (our export as it is; keras-hub's cut to the longest row); `"128"`, every batch
+    padded (and truncated) to 128 tokens (keras-hub's preprocessor at 128; ours with the
+    `FullWidthPacker`). The four are timed in alternating rounds.
+
+    Returns:
+        dict: `latency` `{batch size: {padding: {"ours"|"keras-hub": median seconds}}}`;
+        `widths` the same with the mean padded width of the timed batches; `export` our
+        `ExportResult`; `mean_length`, `p99_length` of the texts in tokens.
+    """
     import tensorflow_text  # noqa: F401 - keras-hub's SavedModel needs its ops to load.
 
     vocabulary, texts = load_vocabulary_and_texts()
     folder = tempfile.mkdtemp()
-    print("classifier: exporting ours and keras-hub's (seq 512, seq 128)...", flush=True)
-    ours = export_ours_classifier(vocabulary, folder)
-    paths = {"ours": ours.path}
-    for length in (512, 128):
-        paths[f"keras-hub (seq {length})"] = export_keras_hub_classifier(vocabulary, folder, length)
+    print("classifier: exporting ours and keras-hub's, at each padding...", flush=True)
+    paths, preprocess = {}, {}
+    for padding in PADDINGS:
+        ours, module = export_ours_classifier(vocabulary, folder, padding)
+        if padding == "longest":
+            export_result = ours
+        paths[padding, "ours"] = getattr(ours, "path", ours)
+        preprocess[padding, "ours"] = lambda text, module=module: module.pack(text)[1]
+        paths[padding, "keras-hub"], hub_preprocess = export_keras_hub_classifier(
+            vocabulary, folder, padding
+        )
+        preprocess[padding, "keras-hub"] = lambda text, f=hub_preprocess: f(text)["padding_mask"]
     functions = {
-        name: tf.saved_model.load(path).signatures["serving_default"]
-        for name, path in paths.items()
+        key: tf.saved_model.load(path).signatures["serving_default"] for key, path in paths.items()
     }
-    key = {
-        name: ("text" if name == "ours" else next(iter(f.structured_input_signature[1])))
-        for name, f in functions.items()
-    }
+    input_name = {key: next(iter(f.structured_input_signature[1])) for key, f in functions.items()}
     rng = np.random.default_rng(0)
-    results = {}
+    latency, widths = {}, {}
     for batch_size in (1, 32):
         batches = [
             tf.constant([texts[i] for i in rng.choice(len(texts), batch_size)]) for _ in range(16)
         ]
-        cursor = {"i": 0}
+        cursor = {key: 0 for key in functions}
 
-        def call(name, batches=batches, cursor=cursor):
-            batch = batches[cursor["i"] % len(batches)]
-            cursor["i"] += 1
-            return functions[name](**{key[name]: batch})
+        def call(key, batches=batches, cursor=cursor):
+            batch = batches[cursor[key] % len(batches)]
+            cursor[key] += 1
+            return functions[key](**{input_name[key]: batch})
 
-        contenders = {name: (lambda name=name: call(name)) for name in functions}
+        contenders = {key: (lambda key=key: call(key)) for key in functions}
         print(f"classifier: timing batch {batch_size}...", flush=True)
-        results[batch_size] = interleaved(contenders, repeats if batch_size == 1 else repeats // 3)
+        seconds = interleaved(contenders, repeats if batch_size == 1 else max(repeats // 3, 2))
+        latency[batch_size], widths[batch_size] = {}, {}
+        for padding, side in functions:
+            mean_width = np.mean([preprocess[padding, side](b).shape[1] for b in batches])
+            latency[batch_size].setdefault(padding, {})[side] = seconds[padding, side]
+            widths[batch_size].setdefault(padding, {})[side] = float(mean_width)
     lengths = [len(ids) + 2 for ids in _tokenize(vocabulary, texts[:2000])]
-    return results, ours, np.mean(lengths), np.percentile(lengths, 99)
+    return {
+        "latency": latency,
+        "widths": widths,
+        "export": export_result,
+        "mean_length": float(np.mean(lengths)),
+        "p99_length": float(np.percentile(lengths, 99)),
+    }
 
 
 def _tokenize(vocabulary, texts):
@@ -227,20 +312,27 @@ def main():
     print(machine_description())
     repeats = 10 if args.quick else 40
     if args.only in (None, "classifier"):
-        latency, ours, mean_length, p99_length = benchmark_classifier(repeats)
+        result = benchmark_classifier(repeats)
+        latency, widths, ours = result["latency"], result["widths"], result["export"]
         print(
             f"\nRaw-text classifier SavedModel, mini (4x256, V=30,522), movie-review sentences "
-            f"(mean {mean_length:.0f} tokens, p99 {p99_length:.0f}); median ms per request:"
+            f"(mean {result['mean_length']:.0f} tokens, p99 {result['p99_length']:.0f}); median "
+            "ms per request (mean padded width T):"
         )
-        print(f"{'':26s}{'batch 1':>10s}{'batch 32':>10s}")
-        for name in latency[1]:
-            print(f"{name:26s}{latency[1][name] * 1e3:10.1f}{latency[32][name] * 1e3:10.1f}")
-        for batch_size in (1, 32):
-            best = min(v for k, v in latency[batch_size].items() if k != "ours")
-            print(
-                f"batch {batch_size}: keras-hub best / ours = "
-                f"{best / latency[batch_size]['ours']:.2f}x"
+        print(f"{'':52s}{'batch 1':>16s}{'batch 32':>16s}")
+        for padding, title in PADDINGS.items():
+            for side in ("ours", "keras-hub"):
+                cells = "".join(
+                    f"{latency[b][padding][side] * 1e3:9.1f} (T {widths[b][padding][side]:3.0f})"
+                    for b in (1, 32)
+                )
+                print(f"{side + ', ' + title:52s}{cells}")
+        for padding, title in PADDINGS.items():
+            ratios = ", ".join(
+                f"batch {b} {latency[b][padding]['keras-hub'] / latency[b][padding]['ours']:.2f}x"
+                for b in (1, 32)
             )
+            print(f"{title}: keras-hub / ours = {ratios}")
         print(
             f"export size: variables/ {ours.variables_bytes / 1e6:.1f} MB for "
             f"{ours.weights_bytes / 1e6:.1f} MB of weights = {ours.size_ratio:.3f}x"

@@ -140,3 +140,113 @@ def test_student_part_runs_for_real():
     assert row.error is None
     assert "2 vs 4 blocks" in row.benchmark
     assert row.ratio > 1.0  # half the blocks: faster, whatever else runs on the machine
+
+
+def fake_classifier_measure(repeats):
+    latency = {
+        b: {"longest": {"ours": 0.004 * b, "keras-hub": 0.006 * b}, "128": {"ours": 0.01 * b,
+            "keras-hub": 0.008 * b}}
+        for b in (1, 32)
+    }  # fmt: skip
+    widths = {
+        b: {"longest": {"ours": 27.0, "keras-hub": 27.0}, "128": {"ours": 128.0,
+            "keras-hub": 128.0}}
+        for b in (1, 32)
+    }  # fmt: skip
+    return {"latency": latency, "widths": widths}
+
+
+def test_classifier_rows_compare_at_equal_padding():
+    rows = run_all.classifier_rows(run_all.PROFILES["quick"], measure=fake_classifier_measure)
+    assert [run_all.table_cells(row)[:4] for row in rows] == [
+        (
+            "classifier SavedModel latency, batch 1, both padded to the batch's longest text",
+            "4.0 ms (T 27)",
+            "keras-hub 6.0 ms (T 27)",
+            "1.50",
+        ),
+        (
+            "classifier SavedModel latency, batch 1, both padded to 128",
+            "10.0 ms (T 128)",
+            "keras-hub 8.0 ms (T 128)",
+            "0.80",
+        ),
+        (
+            "classifier SavedModel latency, batch 32, both padded to the batch's longest text",
+            "128.0 ms (T 27)",
+            "keras-hub 192.0 ms (T 27)",
+            "1.50",
+        ),
+        (
+            "classifier SavedModel latency, batch 32, both padded to 128",
+            "320.0 ms (T 128)",
+            "keras-hub 256.0 ms (T 128)",
+            "0.80",
+        ),
+    ]
+
+
+MARKED = (
+    "# Page\n\nHand-written.\n\n<!-- run_all:begin -->\nold table\n<!-- run_all:end -->\n\nEnd.\n"
+)
+
+
+def pages(tmp_path):
+    docs, readme = tmp_path / "BENCHMARKS.md", tmp_path / "README.md"
+    docs.write_text(MARKED)
+    readme.write_text(MARKED)
+    return run_all.Publication(docs=str(docs), readme=str(readme)), docs, readme
+
+
+def test_run_publishes_the_table_into_both_pages(tmp_path):
+    from benchmarks.publish import block_content
+
+    publication, docs, readme = pages(tmp_path)
+    part = ("ok", lambda: [run_all.par_row("ok row", "2 ex/s", "ref 1 ex/s", 2.0),
+                           run_all.par_row("slow row", "1 ex/s", "ref 2 ex/s", 0.5)])  # fmt: skip
+    status = run_all.run(
+        [part], tmp_path / "report.md", publication=publication, command="python -m x"
+    )
+    assert status == 0
+    for page in (docs, readme):
+        text = page.read_text()
+        assert text.startswith("# Page\n\nHand-written.\n\n") and text.endswith("\n\nEnd.\n")
+        content = block_content(text, "run_all")
+        assert "old table" not in content
+        assert content.splitlines()[0] == (
+            "<!-- written by `python -m x`: rerun it rather than edit here -->"
+        )
+        assert "`python -m x`, started " in content and "load average" in content
+        assert "| ok row " in content and "| slow row " in content
+        assert "Not met: slow row." in content
+    assert "Seconds per part: ok " in block_content(docs.read_text(), "run_all")
+    assert f"[`{docs}`]({docs})" in block_content(readme.read_text(), "run_all")
+
+
+def test_a_run_with_a_failed_part_publishes_nothing(tmp_path, capsys):
+    publication, docs, readme = pages(tmp_path)
+
+    def broken():
+        raise RuntimeError("boom")
+
+    assert run_all.run([("broken", broken)], tmp_path / "r.md", publication=publication) == 1
+    assert docs.read_text() == MARKED and readme.read_text() == MARKED
+    assert "Not published: a part failed" in capsys.readouterr().out
+
+
+def test_main_refuses_a_page_without_markers_before_measuring(tmp_path, monkeypatch, capsys):
+    docs = tmp_path / "BENCHMARKS.md"
+    docs.write_text("no markers\n")
+    monkeypatch.setattr(run_all, "parts", lambda *a, **k: pytest.fail("measured anyway"))
+    with pytest.raises(SystemExit) as exit_info:
+        run_all.main(["--docs", str(docs), "--readme", str(tmp_path / "README.md")])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert error.startswith("error: ") and "has no block 'run_all'" in error
+    assert docs.read_text() == "no markers\n"
+
+
+def test_a_quick_run_publishes_only_when_asked():
+    assert run_all.publishing(run_all.parse_args(["--quick"])) is False
+    assert run_all.publishing(run_all.parse_args(["--quick", "--publish"])) is True
+    assert run_all.publishing(run_all.parse_args([])) is True
