@@ -24,6 +24,14 @@ class Backbone(ModelBase):
 
     CONFIG_KEYS = ()
 
+    def __init__(self, *args, dtype=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if dtype is not None:
+            # Keras' functional models drop `dtype` (their policy is the global one at build
+            # time); keep the given one, or a model reloaded under another global policy
+            # reports that policy and the tasks built on it get heads of the wrong dtype.
+            self.dtype_policy = dtype
+
     @classmethod
     def from_size(cls, size, **kwargs):
         """Builds a model of a named size (`"tiny"`, `"mini"`, `"small"`, `"medium"`, `"base"`).
