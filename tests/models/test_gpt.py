@@ -59,17 +59,30 @@ def test_right_padding_does_not_change_real_logits():
 
 
 def test_cached_decoding_equals_full_pass():
+    """Prefill a 4-token prompt into the cache, then feed two single tokens one at a time: each
+    step's logits equal a full (uncached) pass over the tokens so far, and each call writes the
+    cache at the next index and nowhere after it."""
     model = tiny_lm()
-    ids = RNG.integers(0, V, (2, 9)).astype("int32")
-    full = np.asarray(model(inputs_of(ids)))
+    ids = RNG.integers(1, V, (2, 6)).astype("int32")
     backbone = model.backbone
-    cache = backbone.empty_cache(2, 9)
-    hidden, cache = backbone.call_with_cache(ids[:, :4], cache, 0)  # prefill 4 tokens
-    logits = [np.asarray(model.lm_head(hidden))]
-    for t in range(4, 9):
-        hidden, cache = backbone.call_with_cache(ids[:, t : t + 1], cache, t)
-        logits.append(np.asarray(model.lm_head(hidden)))
-    assert_close(np.concatenate(logits, axis=1), full)
+    cache = np.asarray(backbone.empty_cache(2, 8))
+    assert not cache.any()
+
+    hidden, cache = backbone.call_with_cache(ids[:, :4], cache, 0)  # prefill
+    full = np.asarray(model(inputs_of(ids[:, :4])))
+    assert_close(np.asarray(model.lm_head(hidden)), full)
+    cache = np.asarray(cache)  # (B, layers, 2, S_max, N, H/N)
+    assert all(cache[:, :, :, slot].any() for slot in range(4))  # slots 0..3 written
+    assert not cache[:, :, :, 4:].any()
+
+    for index in (4, 5):  # two single steps
+        hidden, cache = backbone.call_with_cache(ids[:, index : index + 1], cache, index)
+        assert hidden.shape == (2, 1, 16)
+        full = np.asarray(model(inputs_of(ids[:, : index + 1])))[:, -1:]
+        assert_close(np.asarray(model.lm_head(hidden)), full)
+        cache = np.asarray(cache)
+        assert cache[:, :, :, index].any()  # the index advanced: this step wrote its slot
+        assert not cache[:, :, :, index + 1 :].any()
 
 
 def greedy_by_full_passes(model, prompt, steps):
@@ -103,6 +116,42 @@ def test_sampling_is_seeded_and_top_k_one_is_greedy():
     greedy = model.generate(prompt, 8)["token_ids"]
     top1 = model.generate(prompt, 8, sampler="top_k", top_k=1, seed=3)["token_ids"]
     np.testing.assert_array_equal(top1, greedy)
+
+
+def path_probability(model, ids, start, temperature):
+    """The probability that sampling at `temperature` draws `ids[start:]` after `ids[:start]`."""
+    logits = np.asarray(model(inputs_of([ids])), "float64")[0] / temperature  # (T, V)
+    logits -= logits.max(-1, keepdims=True)
+    log_p = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    return float(np.exp(sum(log_p[t - 1, ids[t]] for t in range(start, len(ids)))))
+
+
+def test_temperature_sampling_differs_from_greedy():
+    model = tiny_lm()
+    prompt, steps = [1, 2, 3], 16
+    greedy = model.generate([prompt], steps)["token_ids"][0].tolist()
+    # Sampling reproduces the greedy tokens with this probability: negligible.
+    assert path_probability(model, greedy, len(prompt), 1.0) < 1e-9
+    for seed in (0, 1):
+        sampled = model.generate([prompt], steps, sampler="random", temperature=1.0, seed=seed)
+        tokens = sampled["token_ids"][0].tolist()
+        assert tokens[:3] == prompt and tokens != greedy
+        assert sampled["padding_mask"].all() and max(tokens) < V
+    again = model.generate([prompt], steps, sampler="random", temperature=1.0, seed=1)
+    assert again["token_ids"][0].tolist() == tokens  # a fixed seed repeats
+
+
+def test_unseeded_generation_works_and_varies():
+    """`seed=None` (the documented default) draws a new seed per call."""
+    model = tiny_lm()
+    prompt, steps = [1, 2, 3], 16
+    runs = [model.generate([prompt], steps, sampler="random")["token_ids"][0] for _ in range(2)]
+    for tokens in runs:
+        assert tokens.shape == (19,) and tokens[:3].tolist() == prompt and tokens.max() < V
+        # Any one sampled continuation has a negligible probability, so two equal runs would
+        # mean the seed did not change.
+        assert path_probability(model, tokens.tolist(), len(prompt), 1.0) < 1e-9
+    assert runs[0].tolist() != runs[1].tolist()
 
 
 def test_top_k_sampling_stays_in_the_top_k():

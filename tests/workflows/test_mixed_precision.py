@@ -1,0 +1,141 @@
+"""mixed_bfloat16: the classifier, the seq2seq model and `pretrain --mixed-precision`.
+
+Under the policy, variables stay float32 (the optimizer updates them in full precision) and
+the layers compute in bfloat16; `BertClassifier` promises float32 logits, while
+`LanguageModelHead` computes its logits in the compute dtype.
+"""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from keras_transformer.models import BertBackbone, BertClassifier, Seq2SeqTransformer
+from workflows import pretrain
+
+RNG = np.random.default_rng(11)
+
+
+def dtype_of(tensor):
+    return keras.backend.standardize_dtype(tensor.dtype)
+
+
+def dtypes(model):
+    return {str(w.dtype) for w in model.weights}
+
+
+def fit_one_step(model, x, y, **kwargs):
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    before = [np.array(w) for w in model.trainable_weights]
+    loss = model.fit(x, y, epochs=1, batch_size=len(y), verbose=0, **kwargs).history["loss"][0]
+    changed = [
+        not np.array_equal(b, np.array(a))
+        for b, a in zip(before, model.trainable_weights, strict=True)
+    ]
+    return loss, changed
+
+
+def test_bert_classifier_mixed_bfloat16():
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    backbone = BertBackbone(
+        vocabulary_size=50,
+        num_layers=2,
+        num_heads=2,
+        hidden_dim=16,
+        intermediate_dim=32,
+        max_sequence_length=16,
+        dropout=0.1,
+    )
+    model = BertClassifier(backbone, num_classes=3, pooling="cls")
+    assert backbone.transformer_blocks[0].compute_dtype == "bfloat16"
+    mask = np.arange(8)[None, :] < np.array([8, 5, 3, 6])[:, None]
+    x = {
+        "token_ids": np.where(mask, RNG.integers(1, 50, (4, 8)), 0).astype("int32"),
+        "padding_mask": mask.astype("int32"),
+    }
+    assert dtype_of(backbone(x)["sequence_output"]) == "bfloat16"
+    assert dtype_of(model(x)) == "float32"  # promised: float32 logits
+    loss, changed = fit_one_step(model, x, np.array([0, 1, 2, 1]))
+    assert np.isfinite(loss) and loss > 0
+    assert all(changed)
+    assert dtypes(model) == {"float32"}
+    assert str(model.predict(x, verbose=0).dtype) == "float32"
+
+
+def test_seq2seq_mixed_bfloat16():
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    model = Seq2SeqTransformer(
+        vocabulary_size=30,
+        num_layers=1,
+        num_heads=2,
+        hidden_dim=16,
+        intermediate_dim=32,
+        max_sequence_length=16,
+        dropout=0.1,
+    )
+    source = RNG.integers(3, 30, (4, 6))
+    x = {
+        "encoder_token_ids": source,
+        "encoder_padding_mask": np.ones_like(source),
+        "decoder_token_ids": np.concatenate([np.ones((4, 1), int), source[:, :-1]], axis=1),
+        "decoder_padding_mask": np.ones_like(source),
+    }
+    logits = model(x)
+    # The tied head computes in the compute dtype (documented by `LanguageModelHead`).
+    assert dtype_of(logits) == "bfloat16" and logits.shape == (4, 6, 30)
+    loss, changed = fit_one_step(model, x, source)
+    assert np.isfinite(loss) and loss > 0
+    assert all(changed)
+    assert dtypes(model) == {"float32"}
+    out = model.generate(x, start_token_id=1, max_length=5)
+    assert out["token_ids"].shape == (4, 5) and (out["token_ids"][:, 0] == 1).all()
+
+
+@pytest.mark.parametrize("objective", ["causal", "masked"])
+def test_pretrain_mixed_precision(objective, tmp_path):
+    corpus = tmp_path / "corpus.txt"
+    lines = [f"the cat sat on mat {i % 7} and the dog ran to the cat {i % 5}" for i in range(300)]
+    corpus.write_text("\n".join(lines), encoding="utf-8")
+    keras.config.set_dtype_policy("bfloat16")  # not the default: it must be restored, not reset
+    result = pretrain.run(
+        pretrain.Config(
+            objective=objective,
+            tokens="char" if objective == "causal" else "wordpiece",
+            vocabulary_size=60,
+            corpus=str(corpus),
+            num_layers=1,
+            hidden_dim=16,
+            num_heads=2,
+            intermediate_dim=32,
+            sequence_length=16,
+            batch_size=4,
+            steps=4,
+            eval_interval=2,
+            eval_batches=1,
+            warmup_steps=1,
+            mixed_precision=True,
+            output_dir=str(tmp_path / "run"),
+            num_samples=1,
+            sample_length=5,
+            prompt="the",
+            verbose=0,
+        )
+    )
+    assert keras.config.dtype_policy().name == "bfloat16"
+    keras.config.set_dtype_policy("float32")
+    history = json.loads((tmp_path / "run" / "history.json").read_text())
+    assert len(history["loss"]) == 2 and np.isfinite(history["loss"]).all()
+    assert np.isfinite(result.metrics["validation_loss"])
+    assert result.steps == 4
+    model = keras.saving.load_model(result.model_path)
+    block = model.backbone.transformer_blocks[0]
+    assert block.dtype_policy.name == "mixed_bfloat16"  # trained and saved under the policy
+    assert dtypes(model) == {"float32"}
+    x = {"token_ids": np.ones((2, 6), "int32"), "padding_mask": np.ones((2, 6), "int32")}
+    if objective == "masked":
+        x["mask_positions"] = np.array([[1, 2], [3, 4]], "int32")
+    outputs = np.asarray(keras.ops.cast(model(x), "float32"))
+    assert np.isfinite(outputs).all()
+    if objective == "causal":
+        assert result.samples and result.samples[0].startswith("the")
