@@ -97,7 +97,6 @@ def test_transfer_keeps_the_base_frozen(base_run, labeled_csv, tmp_path):
         np.testing.assert_array_equal(before, now)
     assert result.metrics["trainable_parameters"] < result.metrics["frozen_parameters"]
     assert result.metrics["trainable_parameters"] == 32 * 2 + 2
-    assert 0.0 <= result.metrics["test_accuracy"] <= 1.0
     history = (tmp_path / "history.json").read_text()
     assert "val_accuracy" in history
 
