@@ -8,8 +8,9 @@ The classic character-level Shakespeare model is one command:
     python -m workflows pretrain --objective causal --tokens char --steps 2000
 
 Outputs (in --output-dir, default runs/pretrain-<time>/): config.json, model.keras,
-tokenizer.json, history.json, metrics.json, samples.txt. A killed run resumes from its last
-evaluation when started again with the same --output-dir.
+tokenizer.json, history.json, metrics.json, samples.txt, train_loss.json (the loss of every
+step) and tensorboard/ (`tensorboard --logdir <run>/tensorboard`). A killed run resumes from
+its last evaluation when started again with the same --output-dir.
 """
 
 import dataclasses
@@ -64,6 +65,7 @@ class Config:
     mask_rate: float = setting(0.15, "share of tokens chosen for masked-LM prediction")
     eval_interval: int = setting(200, "steps between evaluations (and resumable checkpoints)")
     eval_batches: int = setting(20, "validation batches per evaluation")
+    log_interval: int = setting(10, "steps between TensorBoard training-loss points")
     mixed_precision: bool = setting(False, "train under mixed_bfloat16")
     strategy: str = setting(
         "auto", "tf.distribute strategy: auto, cpu, one_device, mirrored, multi_worker, tpu"
@@ -227,7 +229,14 @@ def check_config(config):
             "Masked-LM pretraining needs the [CLS]/[SEP]/[MASK] tokens of a WordPiece "
             "vocabulary: use --tokens wordpiece with --objective masked."
         )
-    for name in ("steps", "batch_size", "sequence_length", "eval_interval", "eval_batches"):
+    for name in (
+        "steps",
+        "batch_size",
+        "sequence_length",
+        "eval_interval",
+        "eval_batches",
+        "log_interval",
+    ):
         if getattr(config, name) <= 0:
             raise ValueError(f"`{name}` must be positive. Received: {getattr(config, name)}")
 
@@ -281,6 +290,7 @@ def run(config):
         steps_per_epoch=config.eval_interval,
         validation_data=validation_ds,
         total_steps=config.steps,  # the last interval is shorter when it does not divide
+        throughput=("tokens", config.batch_size * config.sequence_length),
     )
     seconds = time.monotonic() - start_time
     history = write_history(history, run_dir, place.chief)

@@ -153,20 +153,62 @@ def plot_attention(probe, path):
     return save_figure(figure, path)
 
 
-def plot_curves(histories, path, keys, title):
-    """One panel per history key; one line per run (points marked: quick runs are short)."""
-    figure, axes = plt.subplots(1, len(keys), figsize=(5.2 * len(keys), 3.6), squeeze=False)
-    for axis, key in zip(axes[0], keys, strict=True):
-        for name, history in histories.items():
-            values = history.get(key)
-            if values:
-                axis.plot(range(1, len(values) + 1), values, marker="o", label=name)
-        axis.set_title(key)
-        axis.set_xlabel("epoch (evaluation interval for pretraining)")
+def curve_figure(runs, metrics, title, one_panel_per_run=False):
+    """Training curves on the step axis: per-step training loss and validation points.
+
+    Args:
+        runs: dict of run name -> curves (`read_curves`).
+        metrics: names such as `"loss"`, `"accuracy"`: one panel each (per run with
+            `one_panel_per_run`, for runs whose losses do not share a scale).
+        title: str. The figure's title.
+
+    In a panel, each run has one colour: a thin line for its training values (the loss of
+    every step; other metrics per epoch, dashed) and dots for its validation values, at the
+    step each evaluation happened. Runs from before per-step logging (no `train_loss.json`)
+    show one point per epoch at x = epoch number, labelled so. Returns the open figure.
+    """
+    if one_panel_per_run:
+        panels = [({name: c}, m, f"{name}: {m}") for name, c in runs.items() for m in metrics]
+    else:
+        panels = [(runs, m, m) for m in metrics]
+    figure, axes = plt.subplots(1, len(panels), figsize=(5.6 * len(panels), 3.8), squeeze=False)
+    colours = {name: f"C{i}" for i, name in enumerate(runs)}
+    for axis, (panel_runs, metric, panel_title) in zip(axes[0], panels, strict=True):
+        for name, curve in panel_runs.items():
+            if not curve:
+                continue
+            colour = colours[name]
+            label = name if curve.get("per_step", True) else f"{name} (x: epoch)"
+            epochs = curve.get("epochs", {})
+            if metric == "loss" and curve.get("step"):
+                axis.plot(curve["step"], curve["loss"], color=colour, lw=0.8, alpha=0.7,
+                          label=f"{label}: train")  # fmt: skip
+            elif epochs.get(metric):
+                steps, values = _present(epochs["step"], epochs[metric])
+                axis.plot(steps, values, color=colour, lw=0.8, ls="--", alpha=0.7,
+                          label=f"{label}: train")  # fmt: skip
+            if epochs.get(f"val_{metric}"):
+                steps, values = _present(epochs["step"], epochs[f"val_{metric}"])
+                axis.plot(steps, values, color=colour, marker="o", ms=4, ls="-", lw=1.2,
+                          label=f"{label}: validation")  # fmt: skip
+        axis.set_title(panel_title)
+        axis.set_xlabel("training step")
         axis.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=8)
+        if axis.lines:
+            axis.legend(fontsize=7)
     figure.suptitle(title)
-    return save_figure(figure, path)
+    return figure
+
+
+def _present(steps, values):
+    """The (step, value) pairs whose value was logged (not None)."""
+    pairs = [(s, v) for s, v in zip(steps, values, strict=False) if v is not None]
+    return [s for s, _ in pairs], [v for _, v in pairs]
+
+
+def plot_curves(runs, path, metrics, title, one_panel_per_run=False):
+    """Saves `curve_figure(...)` as a PNG at `path`; returns `path`."""
+    return save_figure(curve_figure(runs, metrics, title, one_panel_per_run), path)
 
 
 def plot_student_teacher(metrics, teacher_name, path):
@@ -203,6 +245,22 @@ def read_history(run_dir):
         return {}
     with open(path, encoding="utf-8") as file:
         return json.load(file)
+
+
+def read_curves(run_dir):
+    """A run's curves for `curve_figure`: its `train_loss.json` (per-step loss, and each
+    epoch's logs at the step it ended), else its `history.json` with x = epoch number."""
+    from workflows.curves import read_train_loss  # imports TensorFlow: only when needed
+
+    curves = read_train_loss(run_dir)
+    if curves:
+        return {**curves, "per_step": True}
+    history = read_history(run_dir)
+    if not history:
+        return {}
+    count = max(len(values) for values in history.values())
+    epochs = {"step": list(range(1, count + 1)), **history}
+    return {"step": [], "loss": [], "epochs": epochs, "per_step": False}
 
 
 def results_section(context):
@@ -361,20 +419,22 @@ def write_report(stage_folder, context):
         "Raw text in, served models out: every number below comes from this run.\n",
         results_section(context),
     ]
-    classifier_histories = {
-        ROW_NAMES.get(n, n): read_history(s["run_dir"]) for n, s in context.rows.items()
+    classifier_curves = {
+        ROW_NAMES.get(n, n): read_curves(s["run_dir"]) for n, s in context.rows.items()
     }
-    pretrain_histories = {
-        "BERT (masked LM)": read_history(context.bert["run_dir"]),
-        "GPT (causal LM, characters)": read_history(context.gpt["run_dir"]),
+    pretrain_curves = {
+        "BERT (masked LM)": read_curves(context.bert["run_dir"]),
+        "GPT (causal LM, characters)": read_curves(context.gpt["run_dir"]),
     }
-    plot_curves(pretrain_histories, os.path.join(figures, "pretraining.png"),
-                ["loss", "val_loss"], "Pretraining")  # fmt: skip
-    plot_curves(classifier_histories, os.path.join(figures, "classifiers.png"),
-                ["loss", "val_accuracy"], "Classifiers on movie_sentiment")  # fmt: skip
+    plot_curves(pretrain_curves, os.path.join(figures, "pretraining.png"), ["loss"],
+                "Pretraining", one_panel_per_run=True)  # fmt: skip
+    plot_curves(classifier_curves, os.path.join(figures, "classifiers.png"),
+                ["loss", "accuracy"], "Classifiers on movie_sentiment")  # fmt: skip
     sections.append(
-        "## Training curves\n\n![pretraining](figures/pretraining.png)\n\n"
-        "![classifiers](figures/classifiers.png)\n"
+        "## Training curves\n\nLines: the training loss of every step (other training "
+        "metrics per epoch, dashed); dots: validation after each evaluation, on the same step "
+        "axis. Each run's TensorBoard logs are in its `tensorboard/` folder.\n\n"
+        "![pretraining](figures/pretraining.png)\n\n![classifiers](figures/classifiers.png)\n"
     )
     probe = attention_probe(context)
     plot_attention(probe, os.path.join(figures, "attention.png"))

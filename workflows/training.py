@@ -3,7 +3,8 @@
 Every workflow trains with `keras_transformer.training.fit` (Keras's `fit`, also under
 `MultiWorkerMirroredStrategy`), so one command runs on one CPU, several GPUs or several
 workers. On several workers, the chief alone writes the run's files (config, tokenizer, model,
-history, metrics); the others train alongside it and write nothing that stays.
+history, metrics, TensorBoard logs and curves); the others train alongside it and write
+nothing that stays.
 """
 
 import dataclasses
@@ -18,6 +19,7 @@ from keras_transformer import training
 from keras_transformer.distribute import get_strategy, per_replica_batch_size
 from keras_transformer.training.cluster import current_cluster
 from workflows.config import save_config, write_json_atomic
+from workflows.curves import DEFAULT_EVERY, TrainingCurves
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,6 +69,7 @@ def fit(
     validation_data=None,
     callbacks=(),
     total_steps=None,
+    throughput=None,
 ):
     """`keras_transformer.training.fit` with the workflows' resume folder and time budget.
 
@@ -75,12 +78,28 @@ def fit(
     is removed when training completes. With `total_steps`, training stops once the optimizer
     has taken that many steps in all (a resumed run counts the steps before it), so the last
     epoch may be shorter than `steps_per_epoch`; it is still evaluated and checkpointed.
+
+    The chief writes the run's curves (`workflows.curves.TrainingCurves`): TensorBoard logs
+    in `<run_dir>/tensorboard` (training loss every `config.log_interval` steps, default 10,
+    learning rate, throughput, validation metrics per evaluation) and the per-step loss in
+    `<run_dir>/train_loss.json`. `throughput` is `(unit, units_per_step)`, e.g.
+    `("tokens", batch_size * sequence_length)`; defaults to `("examples", config.batch_size)`.
     Returns the `History`.
     """
     callbacks = [
         *callbacks,
         keras.callbacks.BackupAndRestore(os.path.join(place.run_dir, "backup")),
     ]
+    if place.chief:
+        unit, units_per_step = throughput or ("examples", config.batch_size)
+        callbacks.append(
+            TrainingCurves(
+                place.run_dir,
+                every=getattr(config, "log_interval", DEFAULT_EVERY),
+                units_per_step=units_per_step,
+                unit=unit,
+            )
+        )
     if total_steps is not None:
         callbacks.append(StepLimit(total_steps))
     if config.max_seconds:

@@ -233,3 +233,7 @@ def test_resumed_run_totals_exactly_the_steps(corpus_file, tmp_path, monkeypatch
     assert result.steps == 7
     history = json.loads((tmp_path / "run" / "history.json").read_text())
     assert len(history["val_loss"]) == 2  # the two evaluations left
+    # The per-step loss file continues on the same step axis: 1-3, then 4-7 after the resume.
+    curves = json.loads((tmp_path / "run" / "train_loss.json").read_text())
+    assert curves["step"] == list(range(1, 8)) and len(curves["loss"]) == 7
+    assert curves["epochs"]["step"] == [3, 6, 7]
