@@ -7,7 +7,13 @@ Subpackages:
 - `keras_transformer.data`: built-in datasets (tensorflow-datasets builders) and pipelines.
 """
 
-from keras_transformer import layers, models
+# First: on our command lines (`python -m keras_transformer.data`, `python -m workflows`, ...),
+# hide TensorFlow's C++ start-up lines before anything imports TensorFlow (see `_quiet`).
+from keras_transformer import _quiet
+
+_quiet.quiet_if_our_command()
+
+from keras_transformer import layers, models  # noqa: E402
 
 __version__ = "0.1.0"
 

@@ -1,10 +1,14 @@
-"""Command line: `python -m workflows NAME [--setting value ...] [--config FILE]`."""
+"""Command line: `python -m workflows NAME [--setting value ...] [--config FILE]`.
+
+TensorFlow's C++ log lines (oneDNN notes, the `cuInit` error of the CUDA wheel without a GPU)
+are hidden unless `TF_CPP_MIN_LOG_LEVEL` is set: the first import below, `keras_transformer`,
+does it before TensorFlow loads (`keras_transformer._quiet`).
+"""
 
 import argparse
 import dataclasses
 import importlib
 import json
-import os
 import sys
 
 from keras_transformer.training import (
@@ -53,7 +57,6 @@ def build_parser():
 
 
 def main(argv=None):
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = build_parser().parse_args(argv)
     module = importlib.import_module(WORKFLOWS[args.workflow])
     try:
