@@ -186,9 +186,18 @@ def load_base(init_from):
     )
 
 
+# Added to the seed of a fresh backbone, so that the same `--seed` as the base's pretraining run
+# never rebuilds the base's own starting weights (its never-trained pooler would be equal).
+FRESH_SEED_OFFSET = 7919
+
+
 def fresh_backbone_like(backbone, seed):
-    """A `BertBackbone` of the same architecture with new random weights."""
-    keras.utils.set_random_seed(seed)
+    """A `BertBackbone` of the same architecture with new random weights.
+
+    The weights are drawn with `seed + FRESH_SEED_OFFSET`, not `seed`: a pretraining run with
+    the same seed built the base from `seed`, so its starting weights are never reproduced.
+    """
+    keras.utils.set_random_seed(seed + FRESH_SEED_OFFSET)
     config = backbone.get_config()
     config.pop("name", None)
     return BertBackbone.from_config(config)

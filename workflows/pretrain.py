@@ -79,6 +79,19 @@ class Config:
     top_k: int = setting(20, "sample among the k most likely tokens")
     verbose: int = setting(1, "Keras progress output: 0 silent, 1 progress bar, 2 one line")
 
+    def unused_settings(self):
+        """The settings this run ignores (left out of its config.json)."""
+        unused = []
+        if self.objective == "causal":
+            unused.append("mask_rate")
+        else:  # masked: no sample generations
+            unused += ["prompt", "num_samples", "sample_length", "temperature", "top_k"]
+        if self.tokens == "char":
+            unused += ["vocabulary", "vocabulary_size"]
+        elif self.vocabulary:
+            unused.append("vocabulary_size")  # the given vocab.txt fixes the size
+        return tuple(unused)
+
 
 @dataclasses.dataclass(frozen=True)
 class Result:

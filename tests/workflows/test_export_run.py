@@ -16,9 +16,9 @@ from test_classifier_workflows import NEGATIVE, POSITIVE, settings
 
 from keras_transformer.data import pipelines
 from keras_transformer.text.io import load_tokenizer
-from workflows import asis, export, transfer
+from workflows import asis, export, pretrain, transfer
 from workflows.__main__ import WORKFLOWS, main
-from workflows.config import workflow_name
+from workflows.config import save_config, workflow_name
 
 base_run = test_classifier_workflows.base_run  # the fixture: a tiny masked-LM pretrain run
 # Unseen texts, each word of them in the base's vocabulary.
@@ -105,6 +105,20 @@ def test_config_json_names_the_workflow_and_only_settings_that_apply(
     assert saved["init_from"] == transfer_run and saved["sequence_length"] == 16
     on_movies = transfer.Config(dataset="movie_sentiment").unused_settings()
     assert set(on_movies) == {"text_column", "label_column"}
+
+
+def test_pretrain_config_json_leaves_out_what_its_objective_and_tokens_ignore(tmp_path):
+    causal_char = pretrain.Config(objective="causal", tokens="char")
+    saved = read_json(save_config(causal_char, str(tmp_path / "a")))
+    assert saved["workflow"] == "pretrain"
+    for unused in ("mask_rate", "vocabulary", "vocabulary_size"):
+        assert unused not in saved
+    assert saved["prompt"] == "ROMEO:" and saved["top_k"] == 20
+    masked = pretrain.Config(objective="masked", tokens="wordpiece")
+    saved = read_json(save_config(masked, str(tmp_path / "b")))
+    for unused in ("prompt", "num_samples", "sample_length", "temperature", "top_k"):
+        assert unused not in saved
+    assert saved["mask_rate"] == 0.15 and saved["vocabulary_size"] == 8000
 
 
 def test_every_workflow_records_its_command_name():

@@ -167,10 +167,10 @@ def test_transfer_moves_the_head_and_not_the_base(base_run, labeled_csv, tmp_pat
 
 def test_scratch_reinitialises_the_base_architecture(base_run, labeled_csv, tmp_path, trained):
     base = classify.load_base(base_run)
-    # seed=1: the base was pretrained with seed 0, and the same seed re-creates its *initial*
-    # values, which the pooler (untrained by masked-LM pretraining) still holds.
+    # seed=0, the base's own pretraining seed: scratch must still not rebuild the base's
+    # *initial* values, which its pooler (untrained by masked-LM pretraining) still holds.
     result = scratch.run(
-        scratch.Config(**settings(labeled_csv, tmp_path, init_from=base_run, epochs=1, seed=1))
+        scratch.Config(**settings(labeled_csv, tmp_path, init_from=base_run, epochs=1, seed=0))
     )
     fresh = trained["model"].backbone
     ours, theirs = fresh.get_config(), base.backbone.get_config()
