@@ -272,9 +272,16 @@ def compile_classifier(model, config, steps_per_epoch):
 
 
 def count_parameters(model):
+    """Trainable, frozen and unused parameters (a pooler that mean pooling never reads)."""
+    unused_layers = getattr(model, "unused_layers", lambda: ())()
+    unused = {id(w) for layer in unused_layers for w in layer.weights}
     trainable = int(sum(np.prod(w.shape) for w in model.trainable_weights))
-    frozen = int(sum(np.prod(w.shape) for w in model.non_trainable_weights))
-    return {"trainable_parameters": trainable, "frozen_parameters": frozen}
+    frozen = int(sum(np.prod(w.shape) for w in model.non_trainable_weights if id(w) not in unused))
+    return {
+        "trainable_parameters": trainable,
+        "frozen_parameters": frozen,
+        "unused_parameters": int(sum(np.prod(w.shape) for w in model.weights if id(w) in unused)),
+    }
 
 
 def train(model, config, train_ds, validation_ds, place, callbacks=()):

@@ -267,7 +267,8 @@ class BertClassifier(OptionalSegmentIds, Task):
         backbone: `BertBackbone`.
         num_classes: int. Number of classes.
         pooling: str. `"cls"` (the backbone's pooler output, BERT) or `"mean"` (the mean of the
-            token vectors over real tokens). Defaults to `"cls"`.
+            token vectors over real tokens; the pooler is then left out of the trainable
+            weights, see `Task.unused_layers`). Defaults to `"cls"`.
         dropout: float. Dropout before the head. Defaults to `0.1`.
         hidden_dim: int or `None`. Optional hidden layer in the head. Defaults to `None`.
         freeze_backbone: bool. Transfer learning: the backbone's weights are frozen
@@ -317,6 +318,13 @@ class BertClassifier(OptionalSegmentIds, Task):
         self.dropout = dropout
         self.hidden_dim = hidden_dim
         self.freeze_backbone = freeze_backbone
+
+    def unused_layers(self):
+        """The pooler under `"mean"` pooling: the classification loss never reaches it."""
+        backbone = getattr(self, "backbone", None)  # not set yet while the model is built
+        if backbone is None or getattr(self, "pooling", None) != "mean":
+            return ()
+        return (backbone.pooler,)
 
     def compile(self, optimizer="auto", loss="auto", metrics="auto", **kwargs):
         """Compiles with AdamW (lr 5e-5), from-logits cross-entropy and accuracy, unless given."""

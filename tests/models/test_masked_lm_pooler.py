@@ -1,4 +1,4 @@
-"""Masked-LM pretraining leaves the unused pooler alone, silently; classifiers still train it.
+"""An unused pooler (masked LM, mean-pooling classifier) is left alone, silently; cls trains it.
 
 Keras warns from `BaseOptimizer._filter_empty_gradients` with `warnings.warn(...)`
 ("Gradients do not exist for variables [...]") when a trained variable gets no gradient.
@@ -126,3 +126,22 @@ def test_save_reload_resumes_training_without_the_warning(capfd, caplog):
     assert not [m for m in messages if WARNING in m], messages
     for b, w in zip(pooler_before, restored.backbone.pooler.weights, strict=True):
         np.testing.assert_array_equal(b, np.asarray(w))
+
+
+def test_a_mean_pooling_classifier_leaves_the_pooler_out_silently(capfd, caplog):
+    rng = np.random.default_rng(3)
+    x, _, _ = masked_lm_batch(rng)
+    backbone = BertBackbone(**SIZE)
+    classifier = BertClassifier(backbone, num_classes=2, pooling="mean")
+    pooler = {id(w) for w in backbone.pooler.weights}
+    assert not pooler & {id(w) for w in classifier.trainable_weights}
+    assert pooler <= {id(w) for w in classifier.non_trainable_weights}
+    classifier.compile(optimizer=keras.optimizers.Adam(1e-2))
+    before = {w.path: np.array(w) for w in classifier.weights}
+    inputs = {k: x[k] for k in ("token_ids", "segment_ids", "padding_mask")}
+    labels = rng.integers(0, 2, (4,)).astype("int32")
+    messages = fit_capturing_warnings(classifier, inputs, labels, None, capfd, caplog)
+    assert not [m for m in messages if WARNING in m], messages
+    after = {w.path: np.array(w) for w in classifier.weights}
+    unchanged = sorted(p for p in after if np.array_equal(after[p], before[p]))
+    assert unchanged == sorted(pooler_paths(backbone))
