@@ -28,7 +28,7 @@ import numpy as np  # noqa: E402
 from benchmarks.publish import add_arguments, check_or_exit, publishing, replace_block  # noqa: E402
 
 SERVING_PAGE = "docs/SERVING.md"
-BLOCKS = ("serving_examples", "saved_model_cli")
+BLOCKS = ("serving_examples", "saved_model_cli", "export_sizes")
 WORDS = ["the", "movie", "was", "great", "terrible", "paris", "capital", "of", "france", "is"]
 CHARACTER_CORPUS = ["ROMEO: But soft, what light through yonder window breaks?", "To be, or not."]
 
@@ -235,6 +235,17 @@ def saved_model_cli_markdown(path):
     )
 
 
+def export_sizes_markdown(exports):
+    """One line per export: the bytes of `variables/` against the weights' own bytes."""
+    lines = []
+    for name, (result, _) in exports.items():
+        lines.append(
+            f"- {name}: `variables/` {result.variables_bytes / 1e6:,.1f} MB for "
+            f"{result.weights_bytes / 1e6:,.1f} MB of weights ({result.size_ratio:.4f}x)"
+        )
+    return "\n".join(lines)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--skip-minilm", action="store_true", help="leave out the MiniLM example")
@@ -247,6 +258,7 @@ def main(argv=None):
         blocks = {
             "serving_examples": examples_markdown(exports),
             "saved_model_cli": saved_model_cli_markdown(exports["classifier"][0]),
+            "export_sizes": export_sizes_markdown(exports),
         }
     for text in blocks.values():
         print(text + "\n")
