@@ -146,7 +146,8 @@ def export_models(folder, with_minilm):
         from keras_transformer.pretrained import load_minilm
 
         exports["minilm"] = (export(load_minilm(), path=folder, name="minilm"), None)
-    return {kind: (result.path, tokenizer) for kind, (result, tokenizer) in exports.items()}
+    # (SavedModel path, tokenizer, ExportResult) per kind.
+    return {kind: (result.path, tokenizer, result) for kind, (result, tokenizer) in exports.items()}
 
 
 def examples(exports):
@@ -238,7 +239,7 @@ def saved_model_cli_markdown(path):
 def export_sizes_markdown(exports):
     """One line per export: the bytes of `variables/` against the weights' own bytes."""
     lines = []
-    for name, (result, _) in exports.items():
+    for name, (_, _, result) in exports.items():
         lines.append(
             f"- {name}: `variables/` {result.variables_bytes / 1e6:,.1f} MB for "
             f"{result.weights_bytes / 1e6:,.1f} MB of weights ({result.size_ratio:.4f}x)"
