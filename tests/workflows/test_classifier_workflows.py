@@ -42,32 +42,36 @@ def labeled_csv(tmp_path_factory):
     return str(path)
 
 
+def tiny_masked_base(folder, corpus_text, **overrides):
+    """A tiny masked-LM pretrain run on `corpus_text` in `folder/pretrain`; returns its path."""
+    corpus = folder / "corpus.txt"
+    corpus.write_text(corpus_text, encoding="utf-8")
+    settings = {
+        "objective": "masked",
+        "tokens": "wordpiece",
+        "corpus": str(corpus),
+        "vocabulary_size": 120,
+        "num_layers": 2,
+        "hidden_dim": 32,
+        "num_heads": 2,
+        "intermediate_dim": 64,
+        "sequence_length": 16,
+        "batch_size": 8,
+        "steps": 10,
+        "eval_interval": 5,
+        "eval_batches": 1,
+        "dropout": 0.0,
+        "output_dir": str(folder / "pretrain"),
+        "verbose": 0,
+    }
+    pretrain.run(pretrain.Config(**{**settings, **overrides}))
+    return str(folder / "pretrain")
+
+
 @pytest.fixture(scope="module")
 def base_run(tmp_path_factory, labeled_csv):
-    folder = tmp_path_factory.mktemp("runs")
-    corpus = folder / "corpus.txt"
-    corpus.write_text("\n".join((POSITIVE + NEGATIVE) * 30), encoding="utf-8")
-    pretrain.run(
-        pretrain.Config(
-            objective="masked",
-            tokens="wordpiece",
-            corpus=str(corpus),
-            vocabulary_size=120,
-            num_layers=2,
-            hidden_dim=32,
-            num_heads=2,
-            intermediate_dim=64,
-            sequence_length=16,
-            batch_size=8,
-            steps=10,
-            eval_interval=5,
-            eval_batches=1,
-            dropout=0.0,
-            output_dir=str(folder / "pretrain"),
-            verbose=0,
-        )
-    )
-    return str(folder / "pretrain")
+    corpus_text = "\n".join((POSITIVE + NEGATIVE) * 30)
+    return tiny_masked_base(tmp_path_factory.mktemp("runs"), corpus_text)
 
 
 def settings(labeled_csv, output_dir, **kwargs):

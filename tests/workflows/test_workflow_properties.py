@@ -11,9 +11,10 @@ import csv
 import keras
 import numpy as np
 import pytest
+from test_classifier_workflows import tiny_masked_base
 
 from keras_transformer.models import BertClassifier
-from workflows import asis, classify, pretrain, scratch, transfer
+from workflows import asis, classify, scratch, transfer
 
 FRUIT = ["apple", "banana", "cherry", "grape", "lemon", "mango", "melon", "peach", "pear", "plum"]
 TOOLS = ["hammer", "wrench", "drill", "saw", "chisel", "pliers", "clamp", "lathe", "vise", "axe"]
@@ -40,33 +41,14 @@ def labeled_csv(tmp_path_factory):
 @pytest.fixture(scope="module")
 def base_run(tmp_path_factory):
     """A masked-LM pretrain run whose encoder has dropout 0.3."""
-    folder = tmp_path_factory.mktemp("runs")
-    corpus = folder / "corpus.txt"
-    corpus.write_text(
-        "\n".join(sentences(FRUIT, 100, 2) + sentences(TOOLS, 100, 3)), encoding="utf-8"
+    corpus_text = "\n".join(sentences(FRUIT, 100, 2) + sentences(TOOLS, 100, 3))
+    return tiny_masked_base(
+        tmp_path_factory.mktemp("runs"),
+        corpus_text,
+        vocabulary_size=100,
+        dropout=BASE_DROPOUT,
+        learning_rate=1e-2,
     )
-    pretrain.run(
-        pretrain.Config(
-            objective="masked",
-            tokens="wordpiece",
-            corpus=str(corpus),
-            vocabulary_size=100,
-            num_layers=2,
-            hidden_dim=32,
-            num_heads=2,
-            intermediate_dim=64,
-            sequence_length=16,
-            batch_size=8,
-            steps=10,
-            eval_interval=5,
-            eval_batches=1,
-            dropout=BASE_DROPOUT,
-            learning_rate=1e-2,
-            output_dir=str(folder / "pretrain"),
-            verbose=0,
-        )
-    )
-    return str(folder / "pretrain")
 
 
 def settings(labeled_csv, output_dir, **kwargs):
