@@ -12,6 +12,7 @@ import typing
 
 import numpy as np
 
+from keras_transformer.layers.pooling import pool
 from workflows import classify
 from workflows.config import save_config, write_json_atomic
 from workflows.training import new_run_dir
@@ -41,15 +42,9 @@ class Config(classify.ClassifierConfig):
 
 def embed(backbone, dataset, pooling):
     """Pooled, L2-normalised sentence vectors and labels for a classification dataset."""
-    from keras_transformer.models.bert import masked_mean
-
     vectors, labels = [], []
     for x, y in dataset:
-        out = backbone(x, training=False)
-        if pooling == "mean":
-            pooled = masked_mean(out["sequence_output"], x["padding_mask"])
-        else:
-            pooled = out["sequence_output"][:, 0, :]
+        pooled = pool(backbone(x, training=False), x["padding_mask"], pooling)
         vectors.append(np.asarray(pooled, "float32"))
         labels.append(np.asarray(y))
     vectors = np.concatenate(vectors)

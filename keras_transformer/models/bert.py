@@ -13,6 +13,7 @@ from keras_transformer.layers import (
     TransformerEncoderBlock,
     default_initializer,
 )
+from keras_transformer.layers.pooling import check_pooling, pool
 from keras_transformer.models.backbone import (
     Backbone,
     InferenceMode,
@@ -266,9 +267,12 @@ class BertClassifier(OptionalSegmentIds, Task):
     Args:
         backbone: `BertBackbone`.
         num_classes: int. Number of classes.
-        pooling: str. `"cls"` (the backbone's pooler output, BERT) or `"mean"` (the mean of the
-            token vectors over real tokens; the pooler is then left out of the trainable
-            weights, see `Task.unused_layers`). Defaults to `"cls"`.
+        pooling: str. One of `keras_transformer.layers.pooling.POOLINGS`: `"pooler"` (BERT's
+            tanh pooler over `[CLS]`), `"cls"` (the raw `[CLS]` vector) or `"mean"` (the mean
+            of the token vectors over real tokens). Under `"cls"` and `"mean"` the pooler is
+            left out of the trainable weights (see `Task.unused_layers`). Defaults to
+            `"pooler"`. (Models saved before 2026-12-02 named the pooler `"cls"`; they load
+            with `"pooler"`.)
         dropout: float. Dropout before the head. Defaults to `0.1`.
         hidden_dim: int or `None`. Optional hidden layer in the head. Defaults to `None`.
         freeze_backbone: bool. Transfer learning: the backbone's weights are frozen
@@ -280,19 +284,21 @@ class BertClassifier(OptionalSegmentIds, Task):
     """
 
     CONFIG_KEYS = ("num_classes", "pooling", "dropout", "hidden_dim", "freeze_backbone")
+    # Version 2: "cls" is the raw [CLS] vector and "pooler" BERT's pooler (version 1 called
+    # the pooler "cls").
+    POOLING_NAMES_VERSION = 2
 
     def __init__(
         self,
         backbone,
         num_classes,
-        pooling="cls",
+        pooling="pooler",
         dropout=0.1,
         hidden_dim=None,
         freeze_backbone=False,
         **kwargs,
     ):
-        if pooling not in ("cls", "mean"):
-            raise ValueError(f"`pooling` must be 'cls' or 'mean'. Received: pooling={pooling!r}")
+        check_pooling(pooling)
         inputs = bert_inputs()
         self.classification_head = ClassificationHead(
             num_classes,
@@ -306,10 +312,7 @@ class BertClassifier(OptionalSegmentIds, Task):
             outputs = InferenceMode(backbone, name="frozen_backbone")(inputs)
         else:
             outputs = backbone(inputs)
-        if pooling == "cls":
-            pooled = outputs["pooled_output"]
-        else:
-            pooled = masked_mean(outputs["sequence_output"], inputs["padding_mask"])
+        pooled = pool(outputs, inputs["padding_mask"], pooling)
         logits = self.classification_head(pooled)
         super().__init__(inputs=inputs, outputs=logits, **kwargs)
         self.backbone = backbone
@@ -320,11 +323,21 @@ class BertClassifier(OptionalSegmentIds, Task):
         self.freeze_backbone = freeze_backbone
 
     def unused_layers(self):
-        """The pooler under `"mean"` pooling: the classification loss never reaches it."""
+        """The pooler unless pooling is `"pooler"`: the classification loss never reaches it."""
         backbone = getattr(self, "backbone", None)  # not set yet while the model is built
-        if backbone is None or getattr(self, "pooling", None) != "mean":
+        if backbone is None or getattr(self, "pooling", "pooler") == "pooler":
             return ()
         return (backbone.pooler,)
+
+    def get_config(self):
+        return {**super().get_config(), "pooling_names_version": self.POOLING_NAMES_VERSION}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if config.pop("pooling_names_version", 1) < 2 and config.get("pooling") == "cls":
+            config["pooling"] = "pooler"  # saved when "cls" named the pooler
+        return super().from_config(config)
 
     def compile(self, optimizer="auto", loss="auto", metrics="auto", **kwargs):
         """Compiles with AdamW (lr 5e-5), from-logits cross-entropy and accuracy, unless given."""
@@ -335,11 +348,3 @@ class BertClassifier(OptionalSegmentIds, Task):
         if metrics == "auto":
             metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
         super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
-
-
-def masked_mean(sequence, padding_mask):
-    """Mean of (B, T, H) vectors over the real tokens of a (B, T) padding mask -> (B, H)."""
-    mask = ops.cast(ops.expand_dims(padding_mask, -1), sequence.dtype)  # (B, T, 1)
-    total = ops.sum(sequence * mask, axis=1)
-    count = ops.maximum(ops.sum(mask, axis=1), ops.cast(1.0, sequence.dtype))
-    return total / count

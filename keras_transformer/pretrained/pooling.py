@@ -12,6 +12,7 @@ from pathlib import Path
 
 from keras import ops
 
+from keras_transformer.layers.pooling import masked_mean
 from keras_transformer.pretrained.checkpoint import (
     module_folder,
     read_json,
@@ -74,7 +75,7 @@ class SentencePooling:
             elif mode == "max":
                 parts.append(ops.max(ops.where(mask > 0, x, -1e9), axis=1))
             elif mode == "mean":
-                parts.append(ops.sum(x * mask, axis=1) / count)
+                parts.append(masked_mean(x, padding_mask))
             else:
                 parts.append(ops.sum(x * mask, axis=1) / ops.sqrt(count))
         pooled = parts[0] if len(parts) == 1 else ops.concatenate(parts, axis=-1)

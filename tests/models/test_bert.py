@@ -89,7 +89,7 @@ def test_masked_lm_head_is_tied_to_the_embedding():
     assert not any("output_kernel" in w.path for w in model.masked_lm_head.weights)
 
 
-@pytest.mark.parametrize("pooling", ["cls", "mean"])
+@pytest.mark.parametrize("pooling", ["cls", "pooler", "mean"])
 def test_classifier_trains_and_reloads(pooling):
     model = BertClassifier(tiny_backbone(), num_classes=3, pooling=pooling, dropout=0.0)
     inputs = batch()

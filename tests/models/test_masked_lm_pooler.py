@@ -1,4 +1,4 @@
-"""An unused pooler (masked LM, mean-pooling classifier) is left alone, silently; cls trains it.
+"""An unused pooler (masked LM, cls or mean pooling) is left alone, silently; "pooler" trains it.
 
 Keras warns from `BaseOptimizer._filter_empty_gradients` with `warnings.warn(...)`
 ("Gradients do not exist for variables [...]") when a trained variable gets no gradient.
@@ -95,7 +95,7 @@ def test_a_classifier_on_the_pretrained_backbone_trains_the_pooler(capfd, caplog
     masked_lm.compile()
     masked_lm.fit(x, y, sample_weight=weights, epochs=1, verbose=0)
 
-    classifier = BertClassifier(backbone, num_classes=2, pooling="cls")
+    classifier = BertClassifier(backbone, num_classes=2, pooling="pooler")
     assert {id(w) for w in backbone.pooler.weights} <= {id(w) for w in classifier.trainable_weights}
     classifier.compile(optimizer=keras.optimizers.Adam(1e-2))
     before = [np.array(w) for w in backbone.pooler.weights]
