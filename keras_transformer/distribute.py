@@ -1,25 +1,44 @@
-"""A `tf.distribute` strategy from a name, and the batch arithmetic that goes with it.
+"""Every `tf.distribute` strategy from one place, and the batch arithmetic that goes with it.
 
-Names: `auto`, `cpu`, `one_device`, `mirrored`, `multi_worker`, `tpu`.
+Names for `get_strategy`: `auto`, `cpu`, `one_device`, `mirrored`, `multi_worker`, `tpu`.
 
 - `auto`: `multi_worker` when the cluster settings (`TF_CONFIG`, SageMaker's `SM_HOSTS`, or
   `training.configure_cluster`'s `--workers`) name more than one worker, `mirrored` when
   several GPUs are visible, otherwise the default (one device) strategy.
 - `cpu`: one CPU device. `one_device`: the first GPU if there is one, else the CPU.
 - `mirrored`: synchronous data parallelism over the local devices (all GPUs, or the logical CPU
-  devices made with `tf.config.set_logical_device_configuration`).
-- `multi_worker`: synchronous data parallelism over several hosts, from the cluster settings;
-  created once per process, before any other TensorFlow op runs. Train with
-  `keras_transformer.training.fit` (Keras 3's `model.fit` fails under this strategy).
+  devices made with `split_cpu`).
+- `multi_worker`: synchronous data parallelism over several hosts, from the cluster settings
+  (`multi_worker_strategy`); created once per process, before any other TensorFlow op runs.
+  Train with `keras_transformer.training.fit` (Keras 3's `model.fit` fails under it).
 - `tpu`: a TPU system, found by `TPUClusterResolver` (or `tpu_address`).
 
-Build and compile models inside `strategy.scope()`; the global batch is split across replicas.
+Build and compile models inside `strategy.scope()`; the global batch is split across replicas
+(`per_replica_batch_size`).
+
+Who owns what:
+- here: making strategies (`get_strategy`, `multi_worker_strategy`, `split_cpu`) and
+  `per_replica_batch_size`;
+- `keras_transformer.training.cluster`: reading the cluster (`TF_CONFIG`, SageMaker,
+  `--workers`), who is chief (plain Python, no TensorFlow);
+- `keras_transformer.training.agreement`: what workers check and share once the strategy
+  exists (config fingerprints, all-gather, broadcast from the chief) and this process's
+  watchdog; `keras_transformer.training.watchdog`: the watchdog process itself;
+- `keras_transformer.training` (`fit`, `evaluate`): the loop that trains under any of them.
+
+This module imports `training.cluster` and `training.agreement`; `keras_transformer.training`
+never imports it at import time (it re-exports `multi_worker_strategy` lazily), so there is no
+import cycle. `keras_transformer.training.strategy`, the old home of `multi_worker_strategy`,
+only re-exports.
 """
+
+import json
+import os
 
 import tensorflow as tf
 
-from keras_transformer.training.cluster import resolve_cluster
-from keras_transformer.training.strategy import multi_worker_strategy
+from keras_transformer.training.agreement import process_watchdog
+from keras_transformer.training.cluster import configure_cluster, resolve_cluster
 
 STRATEGIES = ("auto", "cpu", "one_device", "mirrored", "multi_worker", "tpu")
 
@@ -36,7 +55,7 @@ def get_strategy(name="auto", devices=None, tpu_address=None, replicas_per_worke
             to all local GPUs, or all logical CPUs when there is no GPU.
         tpu_address: str. The TPU to connect to, for `tpu`. Defaults to the environment's.
         replicas_per_worker: int or None. For `multi_worker` on CPU-only hosts: split each
-            worker's CPU into this many replicas (see `training.multi_worker_strategy`).
+            worker's CPU into this many replicas (see `multi_worker_strategy`).
 
     Returns:
         A `tf.distribute.Strategy`.
@@ -77,16 +96,122 @@ def get_strategy(name="auto", devices=None, tpu_address=None, replicas_per_worke
     return tf.distribute.TPUStrategy(resolver)
 
 
-def split_cpu(num_devices):
-    """Splits the physical CPU into `num_devices` logical devices (for `mirrored` on a CPU).
+def multi_worker_strategy(
+    cluster=None, startup_timeout=300.0, collective_timeout=None, replicas_per_worker=None
+):
+    """Creates a `MultiWorkerMirroredStrategy` for this cluster, in bounded time.
 
-    Must run before TensorFlow initialises its devices (before any op runs).
+    Must run before any other TensorFlow op in the process (TensorFlow fixes its devices and
+    its cluster on the first op). Every worker calls it with the same arguments.
+
+    Args:
+        cluster: `ClusterInfo` or None. Defaults to `configure_cluster()` (`TF_CONFIG`,
+            SageMaker, ...), which also writes `TF_CONFIG`.
+        startup_timeout: float. Seconds to wait for every worker to join; past it this worker
+            is stopped with a message naming the workers that do not answer. `None`: wait
+            forever. Defaults to `300`.
+        collective_timeout: float or None. Per-collective timeout (`CommunicationOptions`).
+            Defaults to `None`: a dead peer is detected by TensorFlow's heartbeats (about 10 s
+            here) and a hung one by `fit`'s step watchdog.
+        replicas_per_worker: int or None. On a CPU-only host, split the CPU into this many
+            logical devices and run one replica on each. Ignored when GPUs are present (every
+            local GPU is a replica). Defaults to one replica per worker.
+
+    Returns:
+        `tf.distribute.MultiWorkerMirroredStrategy` with `num_replicas_in_sync` = workers x
+        local replicas.
     """
+    if cluster is None:
+        cluster = configure_cluster()
+    elif cluster.is_multi_worker:
+        os.environ["TF_CONFIG"] = json.dumps(cluster.tf_config())  # what TensorFlow reads
+    watchdog = process_watchdog(cluster.peers) if cluster.is_multi_worker else None
+    if watchdog:
+        watchdog.arm(
+            startup_timeout,
+            f"worker {cluster.index} of {cluster.num_workers} ({cluster.workers[cluster.index]}) "
+            "was still waiting for the other workers to join the cluster; check that every "
+            "worker was started, with the same worker list, and that the ports are open",
+        )
+    options = tf.distribute.experimental.CommunicationOptions(timeout_seconds=collective_timeout)
+    strategy = _create(options, replicas_per_worker)
+    if cluster.is_multi_worker:
+        count = _barrier(strategy)
+        if count != strategy.num_replicas_in_sync:
+            raise RuntimeError(
+                f"The barrier counted {count} replicas, expected {strategy.num_replicas_in_sync}."
+            )
+    if watchdog:
+        watchdog.disarm()
+    return strategy
+
+
+def _create(options, replicas_per_worker):
+    if (replicas_per_worker or 1) == 1 or tf.config.list_physical_devices("GPU"):
+        return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
+    # CPU only: TensorFlow gives each worker one CPU replica. Split the CPU into logical devices
+    # and have the strategy use them all (the layout a host with several GPUs would have).
+    from tensorflow.python.distribute import collective_all_reduce_strategy as car
+
+    split_cpu(replicas_per_worker)  # configures only: the strategy starts the runtime
+    extended = car.CollectiveAllReduceExtended
+    original = extended._initialize_local_devices
+
+    def local_cpus(self, cluster_resolver, worker_device):
+        return tuple(f"{worker_device}/device:CPU:{i}" for i in range(replicas_per_worker)), "CPU"
+
+    extended._initialize_local_devices = local_cpus
+    try:
+        return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
+    finally:
+        extended._initialize_local_devices = original
+
+
+def _barrier(strategy):
+    @tf.function
+    def count():
+        ones = strategy.run(lambda: tf.constant(1.0))
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, ones, axis=None)
+
+    return int(count().numpy())
+
+
+def split_cpu(num_devices):
+    """Splits the physical CPU into `num_devices` logical devices, one replica each.
+
+    For `mirrored` on a host without GPUs (`tf.distribute.MirroredStrategy(split_cpu(2))`), and
+    for `multi_worker_strategy(replicas_per_worker=k)`. It only configures the devices: it does
+    not start TensorFlow's runtime, so a `MultiWorkerMirroredStrategy` can still be created
+    after it. Must run before TensorFlow initialises its devices (before any op runs); calling
+    it again later with the same count does nothing.
+
+    Args:
+        num_devices: int. Logical CPU devices to make, at least 1.
+
+    Returns:
+        list of str, the devices' names (`"/device:CPU:0"`, ...).
+
+    Raises:
+        ValueError: `num_devices` is not a positive integer.
+        RuntimeError: TensorFlow's devices are already initialised, with another split.
+    """
+    if isinstance(num_devices, bool) or not isinstance(num_devices, int) or num_devices < 1:
+        raise ValueError(
+            f"`num_devices` must be a positive integer. Received: num_devices={num_devices!r}"
+        )
     cpus = tf.config.list_physical_devices("CPU")
-    tf.config.set_logical_device_configuration(
-        cpus[0], [tf.config.LogicalDeviceConfiguration()] * num_devices
-    )
-    return [d.name for d in tf.config.list_logical_devices("CPU")]
+    try:
+        tf.config.set_logical_device_configuration(
+            cpus[0], [tf.config.LogicalDeviceConfiguration()] * num_devices
+        )
+    except RuntimeError as error:
+        raise RuntimeError(
+            f"Cannot split the CPU into {num_devices} devices: TensorFlow is already initialised "
+            f"({error}). Call `split_cpu` (or create the strategy) first, before any other "
+            "TensorFlow op runs."
+        ) from error
+    # The names TensorFlow will give them; listing them would start the runtime.
+    return [f"/device:CPU:{i}" for i in range(num_devices)]
 
 
 def per_replica_batch_size(global_batch_size, strategy):

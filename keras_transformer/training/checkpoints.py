@@ -11,8 +11,8 @@ import os
 
 import tensorflow as tf
 
+from keras_transformer.training.agreement import broadcast_from_chief, gather_from_workers
 from keras_transformer.training.cluster import remove_worker_temp_dir, worker_temp_dir
-from keras_transformer.training.strategy import broadcast_from_chief, gather_from_workers
 
 
 class TrainingCheckpoint:

@@ -31,11 +31,11 @@ import keras
 import tensorflow as tf
 
 from keras_transformer.training import steps as steps_lib
+from keras_transformer.training.agreement import check_same_config, process_watchdog
 from keras_transformer.training.callbacks import redirect_writers, split_backup_and_restore
 from keras_transformer.training.checkpoints import TrainingCheckpoint
 from keras_transformer.training.cluster import current_cluster
 from keras_transformer.training.data import distribute_dataset
-from keras_transformer.training.strategy import check_same_config, process_watchdog
 
 # The errors a collective raises when a peer dies or stops answering.
 PEER_ERRORS = (

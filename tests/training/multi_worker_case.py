@@ -46,15 +46,13 @@ def parse_args(argv=None):
 def make_strategy(args):
     import tensorflow as tf
 
-    from keras_transformer.training import multi_worker_strategy
+    from keras_transformer.distribute import multi_worker_strategy, split_cpu
 
     if args.multi_worker:
         return multi_worker_strategy(
             startup_timeout=args.startup_timeout, replicas_per_worker=args.replicas_per_worker
         )
     if args.mirrored:
-        from keras_transformer.distribute import split_cpu
-
         return tf.distribute.MirroredStrategy(split_cpu(args.mirrored))
     return tf.distribute.get_strategy()
 
