@@ -15,6 +15,7 @@ The strategy itself is made in `keras_transformer.distribute`.
 import hashlib
 import json
 
+import keras
 import tensorflow as tf
 
 from keras_transformer.training.cluster import current_cluster
@@ -95,8 +96,14 @@ def check_same_config(strategy, sections):
 
 
 def broadcast_from_chief(strategy, variables):
-    """Sets every worker's `variables` to the chief's values (one all-reduce)."""
-    tf_vars = [getattr(v, "value", v) for v in variables]
+    """Sets every worker's `variables` to the chief's values (one all-reduce).
+
+    Args:
+        strategy: the strategy (a collective across all workers runs).
+        variables: list of Keras variables or `tf.Variable`s, the same list on every worker.
+    """
+    # A Keras variable holds a `tf.Variable` in `.value`; a `tf.Variable`'s `.value` is a method.
+    tf_vars = [v.value if isinstance(v, keras.Variable) else v for v in variables]
 
     @tf.function
     def reduce_from_first_replica():
