@@ -2,9 +2,12 @@
 
 Every pipeline takes a `tf.data.Dataset` of strings (or of `(text, label)` / `(source, target)`
 pairs) and a tokenizer from `keras_transformer.text` (any layer that maps a (B,) batch of strings
-to (B, (T)) ragged ids and has `token_to_id`). Tokenizing, packing and masking run in graph mode
-inside `Dataset.map(num_parallel_calls=AUTOTUNE)`, in order, so the same `seed` gives the same
-batches. The outputs follow the models' input format:
+to (B, (T)) ragged ids and has `token_to_id`), or the task's preprocessor from
+`keras_transformer.preprocessing` in its place. A pipeline is the task's preprocessor mapped
+over batches (`Dataset.map(preprocessor, num_parallel_calls=AUTOTUNE)`, in graph mode, in
+order, so the same `seed` gives the same batches), plus shuffling, batching and prefetching:
+the exported SavedModel calls the same preprocessor, so serving sees what training saw. The
+outputs follow the models' input format:
 
 - masked LM: `(x, mask_ids, mask_weights)`, x = `token_ids`, `padding_mask`, `segment_ids`,
   `mask_positions`;
@@ -15,22 +18,17 @@ batches. The outputs follow the models' input format:
   `decoder_token_ids`, `decoder_padding_mask` (teacher forcing).
 """
 
-import math
-
 import tensorflow as tf
 
-from keras_transformer.text.masking import MaskedLMMaskGenerator
-from keras_transformer.text.packing import MultiSegmentPacker, StartEndPacker
-from keras_transformer.text.vocabulary import (
-    BOS_TOKEN,
-    CLS_TOKEN,
-    EOS_TOKEN,
-    MASK_TOKEN,
-    PAD_TOKEN,
-    SEP_TOKEN,
-    SPECIAL_TOKENS,
-    UNK_TOKEN,
+from keras_transformer.preprocessing import (
+    CausalLMPreprocessor,
+    ClassifierPreprocessor,
+    MaskedLMPreprocessor,
+    Preprocessor,
+    Seq2SeqPreprocessor,
 )
+from keras_transformer.preprocessing.preprocessor import has_token
+from keras_transformer.text.vocabulary import EOS_TOKEN
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -57,8 +55,9 @@ def masked_lm_dataset(
     Args:
         texts: `tf.data.Dataset` of scalar strings.
         tokenizer: a WordPiece-style tokenizer whose vocabulary holds `[PAD]`, `[CLS]`, `[SEP]`
-            and `[MASK]`.
-        sequence_length: int. T.
+            and `[MASK]`; or a `MaskedLMPreprocessor` (then the masking arguments and
+            `sequence_length` are its own, and its `seed` seeds the masks).
+        sequence_length: int, or None with a preprocessor. T.
         batch_size: int. B.
         mask_selection_rate: float. Defaults to `0.15`.
         max_selections: int or None. P, prediction slots per sequence. Defaults to
@@ -80,38 +79,28 @@ def masked_lm_dataset(
     >>> model.fit(ds)  # doctest: +SKIP
     """
     _check_dataset(texts, "texts", tf.string)
-    ids = _special_ids(tokenizer, (PAD_TOKEN, CLS_TOKEN, SEP_TOKEN, MASK_TOKEN))
-    if max_selections is None:
-        max_selections = max(1, math.ceil(mask_selection_rate * sequence_length))
-    unselectable = [
-        tokenizer.token_to_id(t) for t in SPECIAL_TOKENS if t != UNK_TOKEN and _has(tokenizer, t)
-    ]
-    packer = StartEndPacker(sequence_length, ids[CLS_TOKEN], ids[SEP_TOKEN], ids[PAD_TOKEN])
-    masker = MaskedLMMaskGenerator(
-        vocabulary_size=tokenizer.vocabulary_size(),
-        mask_token_id=ids[MASK_TOKEN],
-        max_selections=max_selections,
-        unselectable_token_ids=unselectable,
-        mask_selection_rate=mask_selection_rate,
-        mask_token_rate=mask_token_rate,
-        random_token_rate=random_token_rate,
+    preprocessor = _preprocessor(
+        tokenizer,
+        MaskedLMPreprocessor,
+        sequence_length,
+        lambda: MaskedLMPreprocessor(
+            tokenizer,
+            sequence_length,
+            mask_selection_rate=mask_selection_rate,
+            max_selections=max_selections,
+            mask_token_rate=mask_token_rate,
+            random_token_rate=random_token_rate,
+            seed=seed,
+        ),
     )
     texts = _maybe_shuffle(texts, shuffle_buffer_size, seed)
     batches = texts.batch(batch_size, drop_remainder=drop_remainder)
-    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+    seeds = tf.data.Dataset.random(seed=preprocessor.seed, rerandomize_each_iteration=True)
 
     def to_inputs(text, random_value):
-        token_ids, padding_mask = packer(tokenizer(text))
-        masked = masker(
-            token_ids, padding_mask, tf.stack([tf.constant(seed, tf.int64), random_value])
+        return preprocessor(
+            text, seed=tf.stack([tf.constant(preprocessor.seed, tf.int64), random_value])
         )
-        x = {
-            "token_ids": masked["token_ids"],
-            "padding_mask": padding_mask,
-            "segment_ids": tf.zeros_like(token_ids),
-            "mask_positions": masked["mask_positions"],
-        }
-        return x, masked["mask_ids"], masked["mask_weights"]
 
     dataset = tf.data.Dataset.zip((batches, seeds)).map(to_inputs, num_parallel_calls=AUTOTUNE)
     return dataset.prefetch(AUTOTUNE)
@@ -135,8 +124,9 @@ def causal_lm_dataset(
 
     Args:
         texts: `tf.data.Dataset` of scalar strings.
-        tokenizer: a tokenizer from `keras_transformer.text`.
-        sequence_length: int. T.
+        tokenizer: a tokenizer from `keras_transformer.text`, or a `CausalLMPreprocessor` (then
+            its `end_token` separates the texts and `separator_token` is not used).
+        sequence_length: int, or None with a preprocessor. T.
         batch_size: int. B.
         separator_token: str or None. Appended after each text if in the vocabulary. Defaults
             to `"[EOS]"`.
@@ -154,30 +144,28 @@ def causal_lm_dataset(
     >>> model.fit(ds)  # doctest: +SKIP
     """
     _check_dataset(texts, "texts", tf.string)
-    _check_positive(sequence_length=sequence_length, batch_size=batch_size)
-    separator = (
-        tokenizer.token_to_id(separator_token)
-        if separator_token is not None and _has(tokenizer, separator_token)
-        else None
+    if not isinstance(tokenizer, Preprocessor):
+        _check_positive(sequence_length=sequence_length)
+    _check_positive(batch_size=batch_size)
+    preprocessor = _preprocessor(
+        tokenizer,
+        CausalLMPreprocessor,
+        sequence_length,
+        lambda: CausalLMPreprocessor(
+            tokenizer,
+            sequence_length,
+            end_token=(
+                separator_token
+                if separator_token is not None and has_token(tokenizer, separator_token)
+                else None
+            ),
+        ),
     )
-
-    def to_stream(text):
-        ids = tokenizer(text)
-        if separator is not None:
-            ids = tf.concat([ids, tf.fill([ids.nrows(), 1], separator)], axis=1)
-        return tf.cast(ids.flat_values, tf.int32)
-
     texts = _maybe_shuffle(texts, shuffle_buffer_size, seed)
-    stream = texts.batch(256).map(to_stream, num_parallel_calls=AUTOTUNE)
-    blocks = stream.rebatch(sequence_length + 1, drop_remainder=True)
-
-    def to_inputs(block):  # (B, T + 1)
-        inputs = block[:, :-1]
-        x = {"token_ids": inputs, "padding_mask": tf.ones_like(inputs, tf.bool)}
-        return x, block[:, 1:], tf.ones_like(inputs, tf.float32)
-
+    stream = texts.batch(256).map(preprocessor.stream, num_parallel_calls=AUTOTUNE)
+    blocks = stream.rebatch(preprocessor.sequence_length + 1, drop_remainder=True)
     dataset = blocks.batch(batch_size, drop_remainder=True).map(
-        to_inputs, num_parallel_calls=AUTOTUNE
+        preprocessor.pack_blocks, num_parallel_calls=AUTOTUNE
     )
     return dataset.prefetch(AUTOTUNE)
 
@@ -196,8 +184,9 @@ def classification_dataset(
 
     Args:
         examples: `tf.data.Dataset` of `(text, label)` or `((text_a, text_b), label)`.
-        tokenizer: a WordPiece-style tokenizer whose vocabulary holds `[PAD]`, `[CLS]`, `[SEP]`.
-        sequence_length: int. T.
+        tokenizer: a WordPiece-style tokenizer whose vocabulary holds `[PAD]`, `[CLS]`, `[SEP]`;
+            or a `ClassifierPreprocessor` (then `truncate` and `sequence_length` are its own).
+        sequence_length: int, or None with a preprocessor. T.
         batch_size: int. B.
         seed: int. Seeds the shuffle. Defaults to `0`.
         shuffle_buffer_size: int or None. Defaults to `None` (no shuffle).
@@ -216,16 +205,18 @@ def classification_dataset(
             "`examples` must be a tf.data.Dataset of (text, label) or ((text_a, text_b), label)."
             f" Received: {getattr(examples, 'element_spec', type(examples).__name__)}"
         )
-    ids = _special_ids(tokenizer, (PAD_TOKEN, CLS_TOKEN, SEP_TOKEN))
-    packer = MultiSegmentPacker(
-        sequence_length, ids[CLS_TOKEN], ids[SEP_TOKEN], ids[PAD_TOKEN], truncate=truncate
+    is_pair = isinstance(examples.element_spec[0], tuple)
+    preprocessor = _preprocessor(
+        tokenizer,
+        ClassifierPreprocessor,
+        sequence_length,
+        lambda: ClassifierPreprocessor(
+            tokenizer, sequence_length, truncate=truncate, num_segments=2 if is_pair else 1
+        ),
     )
 
     def to_inputs(texts, label):
-        segments = texts if isinstance(texts, tuple) else (texts,)
-        token_ids, segment_ids, padding_mask = packer([tokenizer(t) for t in segments])
-        x = {"token_ids": token_ids, "padding_mask": padding_mask, "segment_ids": segment_ids}
-        return x, tf.cast(label, tf.int32)
+        return preprocessor(texts, tf.cast(label, tf.int32))
 
     examples = _maybe_shuffle(examples, shuffle_buffer_size, seed)
     batches = examples.batch(batch_size, drop_remainder=drop_remainder)
@@ -251,7 +242,8 @@ def seq2seq_dataset(
 
     Args:
         pairs: `tf.data.Dataset` of `(source, target)` scalar strings.
-        source_tokenizer: tokenizer for sources; needs `[PAD]` and `[EOS]`.
+        source_tokenizer: tokenizer for sources; needs `[PAD]` and `[EOS]`. Or a
+            `Seq2SeqPreprocessor` (then the lengths and `target_tokenizer` are its own).
         encoder_sequence_length: int. S.
         decoder_sequence_length: int. T.
         batch_size: int. B.
@@ -275,52 +267,38 @@ def seq2seq_dataset(
             "`pairs` must be a tf.data.Dataset of (source, target) strings. "
             f"Received: {getattr(pairs, 'element_spec', type(pairs).__name__)}"
         )
-    target_tokenizer = target_tokenizer or source_tokenizer
-    source_ids = _special_ids(source_tokenizer, (PAD_TOKEN, EOS_TOKEN))
-    target_ids = _special_ids(target_tokenizer, (PAD_TOKEN, BOS_TOKEN, EOS_TOKEN))
-    encoder_packer = StartEndPacker(
-        encoder_sequence_length, end_value=source_ids[EOS_TOKEN], pad_value=source_ids[PAD_TOKEN]
+    preprocessor = _preprocessor(
+        source_tokenizer,
+        Seq2SeqPreprocessor,
+        None,
+        lambda: Seq2SeqPreprocessor(
+            source_tokenizer,
+            encoder_sequence_length,
+            decoder_sequence_length,
+            target_tokenizer=target_tokenizer,
+        ),
     )
-    decoder_packer = StartEndPacker(
-        decoder_sequence_length + 1,
-        start_value=target_ids[BOS_TOKEN],
-        end_value=target_ids[EOS_TOKEN],
-        pad_value=target_ids[PAD_TOKEN],
-    )
-
-    def to_inputs(source, target):
-        encoder_ids, encoder_mask = encoder_packer(source_tokenizer(source))
-        decoder_ids, decoder_mask = decoder_packer(target_tokenizer(target))  # (B, T + 1)
-        x = {
-            "encoder_token_ids": encoder_ids,
-            "encoder_padding_mask": encoder_mask,
-            "decoder_token_ids": decoder_ids[:, :-1],
-            "decoder_padding_mask": decoder_mask[:, :-1],
-        }
-        return x, decoder_ids[:, 1:], tf.cast(decoder_mask[:, 1:], tf.float32)
-
     pairs = _maybe_shuffle(pairs, shuffle_buffer_size, seed)
     batches = pairs.batch(batch_size, drop_remainder=drop_remainder)
-    return batches.map(to_inputs, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
+    return batches.map(preprocessor, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
 
 
-def _has(tokenizer, token):
-    try:
-        tokenizer.token_to_id(token)
-    except ValueError:
-        return False
-    return True
-
-
-def _special_ids(tokenizer, tokens):
-    missing = [t for t in tokens if not _has(tokenizer, t)]
-    if missing:
-        raise ValueError(
-            f"The tokenizer's vocabulary lacks the special token(s) {missing} that this "
-            f"pipeline needs (it needs {list(tokens)}). Use a vocabulary that reserves them, "
-            "e.g. one from `train_word_piece_vocabulary`."
-        )
-    return {t: tokenizer.token_to_id(t) for t in tokens}
+def _preprocessor(tokenizer, preprocessor_class, sequence_length, build):
+    """The task's preprocessor: `tokenizer` itself if it is one, else `build()`."""
+    if isinstance(tokenizer, Preprocessor):
+        if not isinstance(tokenizer, preprocessor_class):
+            raise ValueError(
+                f"This pipeline takes a tokenizer or a {preprocessor_class.__name__}. Received: "
+                f"{type(tokenizer).__name__}"
+            )
+        if sequence_length is not None and sequence_length != tokenizer.sequence_length:
+            raise ValueError(
+                f"`sequence_length`={sequence_length} differs from the preprocessor's "
+                f"sequence_length={tokenizer.sequence_length}. Pass sequence_length=None or the "
+                "preprocessor's."
+            )
+        return tokenizer
+    return build()
 
 
 def _check_dataset(dataset, name, dtype):

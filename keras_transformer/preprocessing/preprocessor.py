@@ -10,31 +10,35 @@ import keras
 import tensorflow as tf
 
 
-def special_token_id(tokenizer, token, task, role=None):
-    """The id of `token` in the tokenizer's vocabulary, or a one-line `ValueError`.
+def special_token_ids(tokenizer, tokens, task):
+    """The ids of special tokens, by role, or one one-line `ValueError` naming all missing.
 
     The one place where preprocessors turn special token names into ids (once, at
     construction).
 
     Args:
         tokenizer: a tokenizer layer with `token_to_id`.
-        token: str. The special token, e.g. `"[CLS]"`.
-        task: str. Who needs it (for the message), e.g. `"ClassifierPreprocessor"`.
-        role: str or None. The argument naming the token (for the message), e.g. `"cls_token"`.
+        tokens: dict `{role: token}`, e.g. `{"cls_token": "[CLS]", "sep_token": "[SEP]"}`.
+        task: str. Who needs them (for the message), e.g. `"ClassifierPreprocessor"`.
 
     Returns:
-        int.
+        dict `{role: int}`.
     """
-    try:
-        return int(tokenizer.token_to_id(token))
-    except (ValueError, KeyError):
-        pass
-    named = f" ({role})" if role else ""
-    raise ValueError(
-        f"{task} needs the special token {token!r}{named}, which the tokenizer's vocabulary "
-        f"({tokenizer.vocabulary_size()} tokens) lacks: use a vocabulary that reserves it (e.g. "
-        "from `train_word_piece_vocabulary`) or name another token."
-    )
+    missing = [
+        f"{token!r} ({role})" for role, token in tokens.items() if not has_token(tokenizer, token)
+    ]
+    if missing:
+        raise ValueError(
+            f"{task} needs the special token(s) {', '.join(missing)}, which the tokenizer's "
+            f"vocabulary ({tokenizer.vocabulary_size()} tokens) lacks: use a vocabulary that "
+            "reserves them (e.g. from `train_word_piece_vocabulary`) or name other tokens."
+        )
+    return {role: int(tokenizer.token_to_id(token)) for role, token in tokens.items()}
+
+
+def special_token_id(tokenizer, token, task, role="token"):
+    """The id of one special token (see `special_token_ids`)."""
+    return special_token_ids(tokenizer, {role: token}, task)[role]
 
 
 def has_token(tokenizer, token):

@@ -92,7 +92,7 @@ def test_config_round_trip_gives_equal_outputs():
 
 def test_bad_input():
     tokenizer = characters()
-    with pytest.raises(ValueError, match=r"needs the special token '\[SEP\]' \(start_token\)"):
+    with pytest.raises(ValueError, match=r"needs the special token\(s\) .\[SEP\]. \(start_token\)"):
         CausalLMPreprocessor(tokenizer, 5, start_token="[SEP]")
     preprocessor = CausalLMPreprocessor(tokenizer, 5)
     with pytest.raises(ValueError, match=r"takes `x` as strings of shape \(B,\).*int32"):
