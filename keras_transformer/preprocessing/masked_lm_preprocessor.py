@@ -55,7 +55,7 @@ class MaskedLMPreprocessor(Preprocessor):
         seed: int. The first half of every stateless seed. Defaults to `0`.
         cls_token, sep_token, pad_token, mask_token: str. The special tokens (never chosen for
             masking, like every other special token of the vocabulary but `[UNK]`). Default to
-            `"[CLS]"`, `"[SEP]"`, `"[PAD]"`, `"[MASK]"`.
+            `"[CLS]"`, `"[SEP]"`, `"[PAD]"`, `"[MASK]"`; `pad_token=None` pads with id 0.
         **kwargs: standard `keras.layers.Layer` arguments (`name`, ...).
 
     Call arguments:
@@ -105,12 +105,13 @@ class MaskedLMPreprocessor(Preprocessor):
         self.sep_token = sep_token
         self.pad_token = pad_token
         self.mask_token = mask_token
-        roles = {"cls_token": cls_token, "sep_token": sep_token, "pad_token": pad_token}
-        roles["mask_token"] = mask_token
+        roles = {"cls_token": cls_token, "sep_token": sep_token, "mask_token": mask_token}
+        if pad_token is not None:
+            roles["pad_token"] = pad_token
         ids = special_token_ids(tokenizer, roles, task)
         self.cls_token_id = ids["cls_token"]
         self.sep_token_id = ids["sep_token"]
-        self.pad_token_id = ids["pad_token"]
+        self.pad_token_id = ids.get("pad_token", 0)
         self.mask_token_id = ids["mask_token"]
         self.packer = StartEndPacker(
             sequence_length, self.cls_token_id, self.sep_token_id, self.pad_token_id
@@ -119,7 +120,7 @@ class MaskedLMPreprocessor(Preprocessor):
             tokenizer.token_to_id(t)
             for t in SPECIAL_TOKENS
             if t != UNK_TOKEN and has_token(tokenizer, t)
-        ] + list(ids.values())
+        ] + [ids[role] for role in ("cls_token", "sep_token", "pad_token") if role in ids]
         self.masker = MaskedLMMaskGenerator(
             vocabulary_size=tokenizer.vocabulary_size(),
             mask_token_id=self.mask_token_id,

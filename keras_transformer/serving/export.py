@@ -1,8 +1,12 @@
-"""`export`: a model and its tokenizer -> a SavedModel version that stock TF Serving loads.
+"""`export`: a model and its preprocessor -> a SavedModel version that stock TF Serving loads.
 
-The SavedModel takes raw strings (the tokenizer and packer run inside its graph, built from
-core TensorFlow ops only: no tensorflow-text, no `py_function`), and is written in TF
-Serving's layout (`BASE/VERSION/`) atomically, with warm-up requests.
+The SavedModel takes raw strings (the task's preprocessor from `keras_transformer.preprocessing`
+runs inside its graph, built from core TensorFlow ops only: no tensorflow-text, no
+`py_function`), and is written in TF Serving's layout (`BASE/VERSION/`) atomically, with
+warm-up requests. Pass the preprocessor the model trained with (a run folder's
+`preprocessor.json`) and the export frames text exactly as training did; given only a
+tokenizer, a default preprocessor is built (truncation at `max_sequence_length`, else the
+model's maximum).
 """
 
 import dataclasses
@@ -20,6 +24,7 @@ from keras_transformer.models import (
     GPTBackbone,
     GPTCausalLM,
 )
+from keras_transformer.preprocessing import CausalLMPreprocessor, Preprocessor
 from keras_transformer.serving.generation import CausalLMModule
 from keras_transformer.serving.layout import atomic_version_dir, resolve_version_path
 from keras_transformer.serving.signatures import ClassifierModule, EncoderModule, MaskedLMModule
@@ -80,7 +85,7 @@ def _unwrap_pretrained(model, tokenizer, options):
     return pretrained.model, tokenizer
 
 
-def serving_module(model, tokenizer=None, **options):
+def serving_module(model, tokenizer=None, preprocessor=None, **options):
     """The `tf.Module` whose signatures `export` saves, for a model of any supported kind.
 
     | model            | module           | text signature                 |
@@ -93,12 +98,38 @@ def serving_module(model, tokenizer=None, **options):
     Args:
         model: one of the models above, or a `PretrainedModel` (its tokenizer, special
             tokens and pooling are used).
-        tokenizer: tokenizer layer or None (token-id signatures only).
+        tokenizer: tokenizer layer or None (token-id signatures only); a preprocessor here is
+            taken as `preprocessor`.
+        preprocessor: the task's preprocessor (`ClassifierPreprocessor` for classifiers and
+            encoders, `MaskedLMPreprocessor`, `CausalLMPreprocessor`) or None (then one is
+            built from `tokenizer`).
         **options: passed to the module: `class_names`, `pooling`, `top_k`,
-            `max_sequence_length`, `special_ids`, `max_new_tokens`, `prompt_start_token`,
-            `end_token`. Options that do not apply to the model are ignored.
+            `max_sequence_length` (overrides the preprocessor's `sequence_length`),
+            `special_ids`, `max_new_tokens`, `prompt_start_token`, `end_token`. Options that
+            do not apply to the model are ignored.
     """
     options = {k: v for k, v in options.items() if v is not None}
+    if isinstance(tokenizer, Preprocessor):
+        if preprocessor is not None:
+            raise ValueError("Pass either a tokenizer or a preprocessor, not two preprocessors.")
+        tokenizer, preprocessor = None, tokenizer
+    if preprocessor is not None:
+        if tokenizer is not None:
+            raise ValueError(
+                "Pass either `tokenizer` or `preprocessor` (which owns its tokenizer), not both."
+            )
+        if not isinstance(preprocessor, Preprocessor):
+            raise ValueError(
+                "`preprocessor` must be a preprocessor of keras_transformer.preprocessing. "
+                f"Received: {type(preprocessor).__name__}"
+            )
+        if isinstance(preprocessor, CausalLMPreprocessor):
+            # The generation module takes the tokenizer and the preprocessor's tokens.
+            options.setdefault("prompt_start_token", preprocessor.start_token)
+            options.setdefault("end_token", preprocessor.end_token)
+            tokenizer = preprocessor.tokenizer
+        else:
+            tokenizer = preprocessor
     model, tokenizer = _unwrap_pretrained(model, tokenizer, options)
     kinds = (
         (BertClassifier, ClassifierModule, ("class_names", "max_sequence_length", "special_ids")),
@@ -150,6 +181,7 @@ def export(
     tokenizer=None,
     path="saved_models",
     *,
+    preprocessor=None,
     name=None,
     version=None,
     overwrite=False,
@@ -157,7 +189,7 @@ def export(
     warmup_texts=None,
     **options,
 ):
-    """Export a model (and its tokenizer) as a TF Serving version: raw text in, answers out.
+    """Export a model (and its preprocessor) as a TF Serving version: raw text in, answers out.
 
     Writes `BASE/VERSION/` (a SavedModel with `assets.extra/tf_serving_warmup_requests`),
     built in a temporary folder beside it and renamed into place, so TF Serving never sees a
@@ -176,10 +208,13 @@ def export(
     Args:
         model: `BertClassifier`, `BertBackbone`, `BertMaskedLM`, `GPTCausalLM`, or a
             `PretrainedModel` (e.g. `load_minilm()`).
-        tokenizer: the model's tokenizer layer, or None.
+        tokenizer: the model's tokenizer layer (a default preprocessor is built), a
+            preprocessor, or None.
         path: str. The base folder TF Serving watches (`saved_models/NAME`), or with `name`
             the folder of base folders; a path ending in a number is a full version folder.
             Defaults to `"saved_models"` (then `name` is needed).
+        preprocessor: the preprocessor the model trained with (e.g. `load_preprocessor(run
+            folder / "preprocessor.json")`), or None. Given, `tokenizer` must be None.
         name: str or None. Model name: a safe folder name (letters, digits, `._-`).
         version: int or None. Defaults to the next free version.
         overwrite: bool. Replace an existing version. Defaults to `False`.
@@ -207,7 +242,7 @@ def export(
     if name is None and os.path.normpath(os.fspath(path)) == "saved_models":
         raise ValueError("Give the model a `name` (its folder under saved_models/).")
     base, version = resolve_version_path(path, name=name, version=version)
-    module = serving_module(model, tokenizer, **options)
+    module = serving_module(model, tokenizer, preprocessor=preprocessor, **options)
     signatures = module.signatures()
     with atomic_version_dir(base, version=version, overwrite=overwrite) as target:
         tf.saved_model.save(module, target["path"], signatures=signatures)

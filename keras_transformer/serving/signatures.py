@@ -1,25 +1,38 @@
 """Serving modules for BERT-style models: classifier, encoder and masked LM signatures.
 
-Each module is a `tf.Module` holding the Keras model, the tokenizer and the packer, with one
-`tf.function` per signature (raw strings in, or token ids in). `signatures()` gives them by
-signature name for `tf.saved_model.save`; `warmup_inputs(texts)` gives sample requests.
-Models run in inference mode (`training=False`).
+Each module is a `tf.Module` holding the Keras model and the task's preprocessor (from
+`keras_transformer.preprocessing`: the same object `tf.data` maps for training, so the served
+graph frames text exactly as training did), with one `tf.function` per signature (raw strings
+in, or token ids in). `signatures()` gives them by signature name for `tf.saved_model.save`;
+`warmup_inputs(texts)` gives sample requests. Models run in inference mode (`training=False`).
+Text batches are cut to their longest packed row (`pad_to_longest`): the values on real
+positions are those of the training pipeline, padded to `sequence_length`.
 
-- `BertClassifier`: `serving_default` (input `text`) -> label, probabilities, logits.
+- `BertClassifier`: `serving_default` (input `text`; with a 2-segment preprocessor also
+  `text_pair`) -> label, probabilities, logits.
 - `BertBackbone`: `embed` (input `text`; also `serving_default`) -> token_embeddings,
   padding_mask, sentence_embedding.
 - `BertMaskedLM`: `fill_mask` (input `text`; also `serving_default`) -> top_tokens, top_ids,
   top_scores, mask_positions, num_masks.
 - each: `from_token_ids` (inputs `token_ids`, `padding_mask`) -> the same outputs.
+- each with a preprocessor: `preprocess` (the text signature's inputs) -> `token_ids`,
+  `segment_ids`, `padding_mask` int32 (B, W): exactly the tensors the model is given, for
+  clients that check train/serve parity or tokenize on one server and predict on another.
 """
 
 import numpy as np
 import tensorflow as tf
 
-from keras_transformer.serving.packing import BertPacker, special_token_id, split_on_marker
+from keras_transformer.preprocessing import (
+    ClassifierPreprocessor,
+    MaskedLMPreprocessor,
+    Preprocessor,
+)
+from keras_transformer.preprocessing.preprocessor import has_token
 from keras_transformer.text.vocabulary import CLS_TOKEN, MASK_TOKEN, PAD_TOKEN, SEP_TOKEN
 
 TEXT_SPEC = tf.TensorSpec([None], tf.string, name="text")
+TEXT_PAIR_SPEC = tf.TensorSpec([None], tf.string, name="text_pair")
 TOKEN_IDS_SPEC = tf.TensorSpec([None, None], tf.int32, name="token_ids")
 PADDING_MASK_SPEC = tf.TensorSpec([None, None], tf.int32, name="padding_mask")
 POOLINGS = ("mean", "cls", "pooler")
@@ -73,6 +86,8 @@ class ServingModule(tf.Module):
         if self.tokenizer is not None:
             signatures[self.TEXT_SIGNATURE] = self.serve_text
             signatures["serving_default"] = self.serve_text
+            if getattr(self, "serve_preprocess", None) is not None:
+                signatures["preprocess"] = self.serve_preprocess
         else:
             signatures["serving_default"] = self.from_token_ids
         return signatures
@@ -94,38 +109,126 @@ class ServingModule(tf.Module):
         return {"token_ids": token_ids.numpy(), "padding_mask": padding_mask.numpy()}
 
 
+def special_token_names(tokenizer, special_ids):
+    """`special_ids` (`cls_id`, `sep_id`, `pad_id`, `mask_id`) -> the preprocessors' token names.
+
+    Ids left out take BERT's names (`[PAD]` only if the vocabulary has it: else padding is id 0).
+    """
+    special_ids = dict(special_ids or {})
+    vocabulary = tokenizer.get_vocabulary()
+    names = {"cls_token": CLS_TOKEN, "sep_token": SEP_TOKEN}
+    names["pad_token"] = PAD_TOKEN if has_token(tokenizer, PAD_TOKEN) else None
+    names["mask_token"] = MASK_TOKEN
+    for key, role in (("cls_id", "cls_token"), ("sep_id", "sep_token"), ("mask_id", "mask_token")):
+        if special_ids.get(key) is not None:
+            names[role] = vocabulary[special_ids[key]]
+    if "pad_id" in special_ids:
+        pad_id = special_ids["pad_id"]
+        names["pad_token"] = None if pad_id is None else vocabulary[pad_id]
+    return names
+
+
 class _BertModule(ServingModule):
-    """Shared set-up of BERT-style modules: special ids, packer, input checks."""
+    """Shared set-up of BERT-style modules: the preprocessor, special ids, input checks.
+
+    The preprocessor is the one given, or one built from the tokenizer: truncation at
+    `max_sequence_length` (defaults to the model's), special tokens from `special_ids` or
+    BERT's names. A preprocessor longer than the model's `max_sequence_length` is refused.
+    """
+
+    PREPROCESSOR_CLASS = ClassifierPreprocessor
+    # Set to False to serve `sequence_length`-wide batches (as keras-hub's preprocessors do).
+    pad_to_longest = True
 
     def __init__(self, model, backbone, tokenizer, max_sequence_length, special_ids, name):
         super().__init__(name=name)
         self.hold_model(model)
-        self.tokenizer = tokenizer
         limit = backbone.max_sequence_length
-        self.max_sequence_length = min(max_sequence_length or limit, limit)
-        if self.max_sequence_length < 3:
+        if isinstance(tokenizer, Preprocessor) and not isinstance(
+            tokenizer, self.PREPROCESSOR_CLASS
+        ):
             raise ValueError(
-                f"`max_sequence_length` must be at least 3 ([CLS] x [SEP]). Received: "
-                f"{max_sequence_length}"
+                f"{type(self).__name__} takes a {self.PREPROCESSOR_CLASS.__name__} (or a "
+                f"tokenizer). Received: {type(tokenizer).__name__}"
             )
-        special_ids = dict(special_ids or {})
-        self.cls_id = special_ids.get("cls_id")
-        self.sep_id = special_ids.get("sep_id")
-        self.pad_id = special_ids.get("pad_id", 0)
-        if tokenizer is not None:
-            if self.cls_id is None:
-                self.cls_id = special_token_id(tokenizer, CLS_TOKEN)
-            if self.sep_id is None:
-                self.sep_id = special_token_id(tokenizer, SEP_TOKEN)
-            if "pad_id" not in special_ids:
-                self.pad_id = special_token_id(tokenizer, PAD_TOKEN, required=False) or 0
-            self.packer = BertPacker(
-                self.max_sequence_length, self.cls_id, self.sep_id, self.pad_id
+        if isinstance(tokenizer, self.PREPROCESSOR_CLASS):
+            preprocessor = tokenizer
+            if max_sequence_length and max_sequence_length != preprocessor.sequence_length:
+                preprocessor = type(preprocessor).from_config(
+                    {**preprocessor.get_config(), "sequence_length": max_sequence_length}
+                )
+        elif tokenizer is not None:
+            sequence_length = min(max_sequence_length or limit, limit)
+            if sequence_length < 3:
+                raise ValueError(
+                    f"`max_sequence_length` must be at least 3 ([CLS] x [SEP]). Received: "
+                    f"{max_sequence_length}"
+                )
+            names = special_token_names(tokenizer, special_ids)
+            if self.PREPROCESSOR_CLASS is ClassifierPreprocessor:
+                names.pop("mask_token")
+            preprocessor = self.PREPROCESSOR_CLASS(tokenizer, sequence_length, **names)
+        else:
+            preprocessor = None
+        if preprocessor is not None and preprocessor.sequence_length > limit:
+            raise ValueError(
+                f"The preprocessor's sequence_length={preprocessor.sequence_length} exceeds the "
+                f"model's max_sequence_length={limit}. Use a preprocessor of at most {limit}."
             )
+        self.preprocessor = preprocessor
+        self.tokenizer = None if preprocessor is None else preprocessor.tokenizer
+        if preprocessor is not None:
+            self.max_sequence_length = preprocessor.sequence_length
+            self.cls_id = preprocessor.cls_token_id
+            self.sep_id = preprocessor.sep_token_id
+            self.pad_id = preprocessor.pad_token_id
+        else:
+            self.max_sequence_length = min(max_sequence_length or limit, limit)
+            special_ids = dict(special_ids or {})
+            self.cls_id = special_ids.get("cls_id")
+            self.sep_id = special_ids.get("sep_id")
+            self.pad_id = special_ids.get("pad_id", 0)
         self.vocabulary_size = backbone.vocabulary_size
+        self.num_segments = getattr(preprocessor, "num_segments", 1)
 
-    def pack(self, text):
-        return self.packer(self.tokenizer(text))
+    def text_specs(self):
+        """The text signature's input specs: `text` (and `text_pair` for 2 segments)."""
+        return [TEXT_SPEC, TEXT_PAIR_SPEC][: self.num_segments]
+
+    def make_text_functions(self, serve_text):
+        """Sets `serve_text` and `preprocess` as `tf.function`s over the text inputs."""
+        if self.tokenizer is None:
+            return
+        self.serve_text = tf.function(serve_text, input_signature=self.text_specs())
+        self.serve_preprocess = tf.function(self._preprocess, input_signature=self.text_specs())
+
+    def preprocess(self, *texts):
+        """Texts -> `{"token_ids", "segment_ids", "padding_mask"}` int32 (B, W), as served."""
+        segments = texts[0] if len(texts) == 1 else tuple(texts)
+        x = self.preprocessor(segments, pad_to_longest=self.pad_to_longest)
+        return {name: tf.cast(value, tf.int32) for name, value in x.items()}
+
+    def _preprocess(self, *texts):
+        return self.preprocess(*texts)
+
+    def pack(self, *texts):
+        """Texts -> `(token_ids, padding_mask)` int32 (B, W): the model's text inputs."""
+        x = self.preprocess(*texts)
+        return x["token_ids"], x["padding_mask"]
+
+    def warmup_inputs(self, texts=SAMPLE_TEXTS):
+        requests = super().warmup_inputs(texts)
+        if self.num_segments == 2:
+            for _, inputs in requests:
+                if "text" in inputs:
+                    inputs["text_pair"] = inputs["text"][::-1]
+        return requests
+
+    def sample_token_ids(self, texts):
+        if self.tokenizer is None or self.num_segments == 1:
+            return super().sample_token_ids(texts)
+        token_ids, padding_mask = self.pack(tf.constant(texts), tf.constant(texts[::-1]))
+        return {"token_ids": token_ids.numpy(), "padding_mask": padding_mask.numpy()}
 
     def check_ids(self, token_ids, padding_mask):
         """Asserts (in the graph) that ids and mask agree and fit the model."""
@@ -157,12 +260,18 @@ class ClassifierModule(_BertModule):
     Outputs: `label` string (B,) (the most likely class name), `probabilities` float32
     (B, C) (softmax), `logits` float32 (B, C).
 
+    With a 2-segment preprocessor (text pairs), the text signature takes `text` and
+    `text_pair`.
+
     Args:
         model: `BertClassifier`.
-        tokenizer: tokenizer layer or None.
+        tokenizer: a `ClassifierPreprocessor` (the run's: served text is framed as it
+            trained), a tokenizer layer (a default preprocessor is built), or None.
         class_names: list of str or None. Names for `label`; defaults to `"0"`, `"1"`, ...
-        max_sequence_length: int or None. Truncation length; defaults to the model's.
-        special_ids: dict or None. `cls_id`, `sep_id`, `pad_id`; defaults from the vocabulary.
+        max_sequence_length: int or None. Truncation length; defaults to the preprocessor's
+            `sequence_length`, or for a tokenizer the model's `max_sequence_length`.
+        special_ids: dict or None. `cls_id`, `sep_id`, `pad_id`; defaults from the vocabulary
+            (for a tokenizer).
     """
 
     TEXT_SIGNATURE = "serving_default"
@@ -183,14 +292,13 @@ class ClassifierModule(_BertModule):
                 f"{len(class_names)}: {class_names}"
             )
         self.class_names = class_names
-        if tokenizer is not None:
-            self.serve_text = tf.function(self._serve_text, input_signature=[TEXT_SPEC])
+        self.make_text_functions(self._serve_text)
         self.from_token_ids = tf.function(
             self._from_token_ids, input_signature=[TOKEN_IDS_SPEC, PADDING_MASK_SPEC]
         )
 
-    def _serve_text(self, text):
-        return self._classify(*self.pack(text))
+    def _serve_text(self, *texts):
+        return self._classify(*self.pack(*texts))
 
     def _from_token_ids(self, token_ids, padding_mask):
         return self._classify(*self.check_ids(token_ids, padding_mask))
@@ -210,7 +318,7 @@ class EncoderModule(_BertModule):
 
     Args:
         backbone: `BertBackbone`.
-        tokenizer: tokenizer layer or None.
+        tokenizer: a `ClassifierPreprocessor` (BERT framing), a tokenizer layer, or None.
         pooling: `"mean"` (over real tokens), `"cls"` (the `[CLS]` vector), `"pooler"` (BERT's
             tanh pooler) or a callable `(sequence (B, T, H), padding_mask (B, T)) -> (B, E)`
             such as `keras_transformer.pretrained.SentencePooling`. Defaults to `"mean"`.
@@ -228,14 +336,13 @@ class EncoderModule(_BertModule):
                 f"`pooling` must be one of {POOLINGS} or a callable. Received: {pooling!r}"
             )
         self.pooling = pooling
-        if tokenizer is not None:
-            self.serve_text = tf.function(self._serve_text, input_signature=[TEXT_SPEC])
+        self.make_text_functions(self._serve_text)
         self.from_token_ids = tf.function(
             self._from_token_ids, input_signature=[TOKEN_IDS_SPEC, PADDING_MASK_SPEC]
         )
 
-    def _serve_text(self, text):
-        token_ids, padding_mask = self.pack(text)
+    def _serve_text(self, *texts):
+        token_ids, padding_mask = self.pack(*texts)
         return {**self._embed(token_ids, padding_mask), "padding_mask": padding_mask}
 
     def _from_token_ids(self, token_ids, padding_mask):
@@ -273,13 +380,15 @@ class MaskedLMModule(_BertModule):
 
     Args:
         model: `BertMaskedLM`.
-        tokenizer: tokenizer layer or None.
+        tokenizer: a `MaskedLMPreprocessor` (its `fill_mask_preprocess` frames the texts), a
+            tokenizer layer (a default preprocessor is built), or None.
         top_k: int. Candidates per mask. Defaults to `5`.
         max_sequence_length, special_ids: as in `ClassifierModule`; `special_ids` may also
             give `mask_id`.
     """
 
     TEXT_SIGNATURE = "fill_mask"
+    PREPROCESSOR_CLASS = MaskedLMPreprocessor
 
     def __init__(self, model, tokenizer, top_k=5, max_sequence_length=None, special_ids=None):
         super().__init__(
@@ -290,24 +399,24 @@ class MaskedLMModule(_BertModule):
                 f"`top_k` must be an int in [1, {self.vocabulary_size}]. Received: {top_k!r}"
             )
         self.top_k = top_k
-        self.mask_id = (special_ids or {}).get("mask_id")
-        if tokenizer is not None:
-            if self.mask_id is None:
-                self.mask_id = special_token_id(tokenizer, MASK_TOKEN)
-            self.mask_token = tokenizer.get_vocabulary()[self.mask_id]
-            self.vocabulary = list(tokenizer.get_vocabulary())
+        if self.preprocessor is not None:
+            self.mask_id = self.preprocessor.mask_token_id
+            self.mask_token = self.preprocessor.mask_token
+            self.vocabulary = list(self.tokenizer.get_vocabulary())
         else:
+            self.mask_id = (special_ids or {}).get("mask_id")
             self.vocabulary = [str(i) for i in range(self.vocabulary_size)]
-        if tokenizer is not None:
-            self.serve_text = tf.function(self._serve_text, input_signature=[TEXT_SPEC])
+        self.make_text_functions(self._serve_text)
         positions_spec = tf.TensorSpec([None, None], tf.int32, name="mask_positions")
         self.from_token_ids = tf.function(
             self._from_token_ids,
             input_signature=[TOKEN_IDS_SPEC, PADDING_MASK_SPEC, positions_spec],
         )
 
-    def pack(self, text):
-        return self.packer(split_on_marker(text, self.mask_token, self.tokenizer, self.mask_id))
+    def preprocess(self, text):
+        """Texts with `[MASK]` markers -> `{"token_ids", "segment_ids", "padding_mask"}` int32."""
+        x = self.preprocessor.fill_mask_preprocess(text, pad_to_longest=self.pad_to_longest)
+        return {name: tf.cast(value, tf.int32) for name, value in x.items()}
 
     def sample_token_ids(self, texts):
         inputs = super().sample_token_ids(texts)

@@ -13,7 +13,7 @@ def test_minilm_export_equals_pretrained_embed(tmp_path):
 
     minilm = load_minilm()  # A wheel that cannot be fetched fails the test with its reason.
     result = export(minilm, path=tmp_path, name="minilm")
-    assert result.signatures == ("embed", "from_token_ids", "serving_default")
+    assert result.signatures == ("embed", "from_token_ids", "preprocess", "serving_default")
     assert result.size_ratio <= 1.1
     texts = ["A man is eating food.", "", "A man is eating a piece of bread.", "東京 🙂 " * 300]
     predictor = SavedModelPredictor(result.base)

@@ -137,7 +137,7 @@ def test_export_and_predict_workflows(exports, tmp_path):
     )
     result = export_workflow.run(config)
     assert result.path == str(tmp_path / "saved_models" / "classifier" / "1")
-    assert result.signatures == ("from_token_ids", "serving_default")
+    assert result.signatures == ("from_token_ids", "preprocess", "serving_default")
     assert result.warmup_records == 0
     json.dumps(result.__dict__)
 
