@@ -349,7 +349,6 @@ def generate_samples(model, tokenizer, config):
     out = model.generate(
         [prompt_ids] * config.num_samples,
         max_new_tokens=length,
-        sampler="top_k",
         top_k=config.top_k,
         temperature=config.temperature,
         seed=config.seed,

@@ -1,7 +1,11 @@
-"""Base classes: a backbone (functional model, dict in) and a task (backbone + head)."""
+"""Base classes: a backbone (functional model, dict in), a task (backbone + head, default
+`compile`) and a generative task (adds `generate`)."""
 
 import keras
+import numpy as np
+import tensorflow as tf
 
+from keras_transformer.models import generation
 from keras_transformer.models.sizes import size_arguments
 
 
@@ -60,6 +64,11 @@ class Task(ModelBase):
     `get_config` holds the serialized backbone and the task's own constructor arguments
     (`CONFIG_KEYS`).
 
+    `compile` defaults to AdamW, from-logits sparse cross-entropy (`default_loss`) and
+    accuracy; a task states its own defaults as class attributes: `LEARNING_RATE`,
+    `WEIGHT_DECAY`, and `WEIGHTED_ACCURACY` (accuracy weighted by the sample weights, as for
+    language models whose padding weighs 0, instead of a plain metric).
+
     Layers listed by `unused_layers()` (parts of the backbone that the task's outputs do not
     depend on, such as BERT's pooler under a masked-LM head) are left out of the task's
     trainable weights and counted with its non-trainable ones: the optimizer neither updates
@@ -68,6 +77,44 @@ class Task(ModelBase):
     """
 
     CONFIG_KEYS = ()
+    LEARNING_RATE = 1e-3
+    WEIGHT_DECAY = 0.01
+    WEIGHTED_ACCURACY = False
+
+    def default_loss(self):
+        """The loss `compile` uses unless given: from-logits sparse cross-entropy."""
+        return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+    def compile(
+        self, optimizer="auto", loss="auto", metrics="auto", weighted_metrics="auto", **kwargs
+    ):
+        """Compiles with the task's defaults for every argument left `"auto"`.
+
+        Args:
+            optimizer: `"auto"`: AdamW at `LEARNING_RATE` with `WEIGHT_DECAY`.
+            loss: `"auto"`: `default_loss()`.
+            metrics, weighted_metrics: `"auto"` (both): accuracy, as a weighted metric if
+                `WEIGHTED_ACCURACY`, else as a plain one. Give either to choose your own
+                (the other then defaults to none).
+            **kwargs: passed to `keras.Model.compile`.
+        """
+        if _is_auto(optimizer):
+            optimizer = keras.optimizers.AdamW(self.LEARNING_RATE, weight_decay=self.WEIGHT_DECAY)
+        if _is_auto(loss):
+            loss = self.default_loss()
+        if _is_auto(metrics) and _is_auto(weighted_metrics):
+            accuracy = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+            if self.WEIGHTED_ACCURACY:
+                metrics, weighted_metrics = None, accuracy
+            else:
+                metrics, weighted_metrics = accuracy, None
+        super().compile(
+            optimizer=optimizer,
+            loss=loss,
+            metrics=None if _is_auto(metrics) else metrics,
+            weighted_metrics=None if _is_auto(weighted_metrics) else weighted_metrics,
+            **kwargs,
+        )
 
     def unused_layers(self):
         """The layers whose weights the task's loss never reaches. Defaults to none."""
@@ -108,6 +155,137 @@ class Task(ModelBase):
         if isinstance(config.get("backbone"), dict):
             config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"])
         return cls(**config)
+
+
+def _is_auto(value):
+    return isinstance(value, str) and value == "auto"
+
+
+class GenerativeTask(Task):
+    """A task that generates tokens: `generate` in Python, `generate_ids` in graph ops.
+
+    Both run `keras_transformer.models.generation.decode`, one `tf.while_loop` over the
+    task's one-token step with the backbone's key/value cache (greedy, sampling or beam
+    search); the exported `generate` signatures call `generate_ids` too. A subclass
+    provides `generate_inputs` (Python inputs -> the arrays `generate_ids` takes) and
+    `start_decoding` (graph: those arrays -> the step, the buffer and the cache).
+    """
+
+    def generate_inputs(self, inputs, max_new_tokens):
+        """Python inputs -> a dict of numpy arrays with a right-padded buffer with room for
+        `max_new_tokens` (`"token_ids"`, `"padding_mask"`, and what else the task needs)."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement generate_inputs.")
+
+    def start_decoding(self, inputs):
+        """Graph ops: the dict of `generate_inputs` -> `(next_logits, token_ids, padding_mask,
+        state)`, as `generation.decode` takes them."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement start_decoding.")
+
+    def generate_ids(
+        self,
+        inputs,
+        temperature=0.0,
+        top_k=0,
+        top_p=1.0,
+        seed=(0, 0),
+        end_token=-1,
+        num_beams=1,
+        length_penalty=1.0,
+        max_new_tokens=None,
+    ):
+        """The decoding in TensorFlow graph ops (also used by SavedModel export).
+
+        Args:
+            inputs: dict of tensors, as `generate_inputs` makes them.
+            temperature, top_k, top_p, num_beams, length_penalty: scalar tensors or numbers,
+                as in `generate`.
+            seed: int32 (2,). The stateless sampling seed.
+            end_token: int scalar. `-1`: none.
+            max_new_tokens: int scalar or None. New tokens per row at most; None: fill the
+                buffer (a shorter prompt gets more).
+
+        Returns:
+            A dict of `token_ids` int32 (B, L), `padding_mask` bool (B, L) and `scores`
+            float32 (B,), as `generation.decode` returns them.
+        """
+        next_logits, token_ids, padding_mask, state = self.start_decoding(inputs)
+        return generation.decode(
+            next_logits,
+            token_ids,
+            padding_mask,
+            state,
+            temperature=temperature,
+            top_k=top_k,
+            top_p=top_p,
+            seed=seed,
+            end_token=end_token,
+            num_beams=num_beams,
+            length_penalty=length_penalty,
+            max_new_tokens=max_new_tokens,
+        )
+
+    def generate(
+        self,
+        inputs,
+        max_new_tokens=32,
+        temperature=0.0,
+        top_k=0,
+        top_p=1.0,
+        seed=None,
+        end_token=None,
+        num_beams=1,
+        length_penalty=1.0,
+    ):
+        """Generates up to `max_new_tokens` tokens after each input, in a `tf.function`.
+
+        Args:
+            inputs: what the task's `generate_inputs` takes (prompts for `GPTCausalLM`).
+            max_new_tokens: int. New tokens (after the longest prompt). Defaults to `32`.
+            temperature: float. 0: greedy (or beam search); > 0: sampling from the softmax of
+                logits / temperature. Defaults to `0.0`.
+            top_k: int. Sample among the k most likely tokens; 0: all. Defaults to `0`.
+            top_p: float. Sample among the smallest most-likely set of total probability >=
+                top_p; 1.0: all. Defaults to `1.0`. (`top_k`, `top_p` apply when sampling.)
+            seed: int or None. The same seed gives the same samples; None: a new one per call.
+            end_token: int or None. A token id after which a row stops. Defaults to None.
+            num_beams: int. 1: greedy or sampling; > 1: beam search (needs temperature 0).
+                Defaults to `1`.
+            length_penalty: float. Beam hypotheses are ranked by sum(log p) / length **
+                length_penalty, length the generated tokens (end token included): > 0
+                favours longer ones, < 0 shorter ones. Defaults to `1.0`.
+
+        Returns:
+            A dict of numpy arrays: `token_ids` and `padding_mask` (B, L), the inputs'
+            buffer with the generated tokens (a row's positions after its end token are 0
+            with a false mask), and `scores` (B,) (see `generation.decode`).
+        """
+        generation.check_generate_arguments(
+            max_new_tokens,
+            temperature,
+            top_k,
+            top_p,
+            seed,
+            end_token,
+            num_beams,
+            length_penalty,
+            self.backbone.vocabulary_size,
+        )
+        arrays = self.generate_inputs(inputs, max_new_tokens)
+        if seed is None:
+            seed = np.random.randint(0, generation.SEED_RANGE)
+        if getattr(self, "_generate_function", None) is None:
+            self._generate_function = tf.function(self.generate_ids, reduce_retracing=True)
+        outputs = self._generate_function(
+            {name: tf.constant(value) for name, value in arrays.items()},
+            temperature=tf.constant(temperature, tf.float32),
+            top_k=tf.constant(top_k, tf.int32),
+            top_p=tf.constant(top_p, tf.float32),
+            seed=tf.constant([seed, 0], tf.int32),
+            end_token=tf.constant(-1 if end_token is None else end_token, tf.int32),
+            num_beams=tf.constant(num_beams, tf.int32),
+            length_penalty=tf.constant(length_penalty, tf.float32),
+        )
+        return {name: value.numpy() for name, value in outputs.items()}
 
 
 class OptionalSegmentIds:

@@ -13,8 +13,8 @@ from keras_transformer.layers import (
     TokenEmbedding,
     TransformerDecoderBlock,
 )
-from keras_transformer.models.backbone import Backbone, Task
-from keras_transformer.models.generation import pad_prompts, sample_next_token, sampler_settings
+from keras_transformer.models.backbone import Backbone, GenerativeTask
+from keras_transformer.models.generation import pad_prompts
 from keras_transformer.models.sizes import check_sizes
 
 
@@ -169,12 +169,14 @@ class GPTBackbone(Backbone):
 
 
 @keras.saving.register_keras_serializable(package="keras_transformer")
-class GPTCausalLM(Task):
+class GPTCausalLM(GenerativeTask):
     """Causal language model: a `GPTBackbone` and a `LanguageModelHead` tied to its embedding.
 
     Predicts token t+1 from tokens <= t at every position. Train with targets = inputs shifted
     by one and sample weights = the padding mask (see `keras_transformer.data.pipelines`).
-    `generate` decodes with a key/value cache in a compiled `tf.function`.
+    `compile` defaults to AdamW (lr 3e-4, weight decay 0.01), from-logits cross-entropy and
+    accuracy weighted by the sample weights. `generate` continues prompts (greedy, sampling
+    or beam search) with the key/value cache, in one `tf.while_loop`.
 
     Args:
         backbone: `GPTBackbone`.
@@ -187,7 +189,12 @@ class GPTCausalLM(Task):
     ...                                           max_sequence_length=64))
     >>> model.generate([[1, 2, 3]], max_new_tokens=5)["token_ids"].shape
     (1, 8)
+    >>> model.generate([[1, 2, 3]], max_new_tokens=5, num_beams=4, end_token=2)["scores"].shape
+    (1,)
     """
+
+    LEARNING_RATE = 3e-4
+    WEIGHTED_ACCURACY = True
 
     def __init__(self, backbone, **kwargs):
         inputs = causal_lm_inputs()
@@ -200,95 +207,15 @@ class GPTCausalLM(Task):
         logits = self.lm_head(backbone(inputs))
         super().__init__(inputs=inputs, outputs=logits, **kwargs)
         self.backbone = backbone
-        self._generate_function = None
 
-    def compile(self, optimizer="auto", loss="auto", weighted_metrics="auto", **kwargs):
-        """Compiles with AdamW (lr 3e-4, weight decay 0.01), from-logits cross-entropy and
-        accuracy weighted by the sample weights, unless given."""
-        if optimizer == "auto":
-            optimizer = keras.optimizers.AdamW(3e-4, weight_decay=0.01)
-        if loss == "auto":
-            loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-        if weighted_metrics == "auto":
-            weighted_metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
-        super().compile(optimizer=optimizer, loss=loss, weighted_metrics=weighted_metrics, **kwargs)
-
-    def generate_ids(self, token_ids, padding_mask, temperature, top_k, top_p, seed, end_token_id):
-        """The decoding loop, in TensorFlow graph ops (also used by SavedModel export).
-
-        Fills every position of the right-padded (B, L) buffer `token_ids` whose `padding_mask`
-        is false with a sampled token, left to right, feeding one token per step through the
-        key/value cache. Rows stop after `end_token_id` (`-1`: never); their remaining
-        positions stay 0 with a false mask.
-
-        Returns:
-            `(token_ids, padding_mask)`, both (B, L); the mask is true at prompt and generated
-            tokens.
-        """
-        token_ids = tf.cast(token_ids, tf.int32)
-        prompt_mask = tf.cast(padding_mask, tf.bool)
-        batch_size, length = tf.shape(token_ids)[0], tf.shape(token_ids)[1]
-        cache = self.backbone.empty_cache(batch_size, length)
-        _, cache = self.backbone.call_with_cache(token_ids, cache, 0)  # prefill
-        start = tf.reduce_min(tf.reduce_sum(tf.cast(prompt_mask, tf.int32), axis=1))
-        seed = tf.cast(seed, tf.int32)
-
-        def keep_going(index, token_ids, mask, cache, done):
-            return tf.logical_and(index < length, tf.logical_not(tf.reduce_all(done)))
-
-        def step(index, token_ids, mask, cache, done):
-            previous = token_ids[:, index - 1 : index]  # (B, 1)
-            hidden, cache = self.backbone.call_with_cache(previous, cache, index - 1)
-            logits = self.lm_head(hidden)[:, 0, :]  # (B, V)
-            step_seed = tf.stack([seed[0], seed[1] + index])
-            sampled = sample_next_token(logits, temperature, top_k, top_p, step_seed)
-            is_prompt = prompt_mask[:, index]
-            generated = tf.logical_and(tf.logical_not(is_prompt), tf.logical_not(done))
-            current = token_ids[:, index]
-            new = tf.where(is_prompt, current, tf.where(generated, sampled, 0))
-            done = tf.logical_or(done, tf.logical_and(generated, tf.equal(new, end_token_id)))
-            token_ids = ops.slice_update(token_ids, [0, index], new[:, tf.newaxis])
-            new_mask = tf.logical_or(is_prompt, generated)
-            mask = ops.slice_update(mask, [0, index], new_mask[:, tf.newaxis])
-            return index + 1, token_ids, mask, cache, done
-
-        done = tf.zeros([batch_size], tf.bool)
-        _, token_ids, mask, _, _ = tf.while_loop(
-            keep_going, step, (start, token_ids, prompt_mask, cache, done)
-        )
-        return token_ids, mask
-
-    def generate(
-        self,
-        prompts,
-        max_new_tokens=32,
-        sampler="greedy",
-        temperature=1.0,
-        top_k=50,
-        top_p=0.9,
-        seed=None,
-        end_token_id=None,
-    ):
-        """Continues each prompt by up to `max_new_tokens` tokens.
+    def generate_inputs(self, prompts, max_new_tokens):
+        """Prompts -> `token_ids`, `padding_mask` (B, T + max_new_tokens), right-padded.
 
         Args:
-            prompts: a list of lists of token ids (any lengths), a (B, T) array, or a dict with
-                right-padded `"token_ids"` and `"padding_mask"`.
-            max_new_tokens: int. How many tokens to add to the longest prompt.
-            sampler: `"greedy"`, `"top_k"`, `"top_p"` or `"random"`. Defaults to `"greedy"`.
-            temperature: float. Divides the logits before sampling. Defaults to `1.0`.
-            top_k: int. Used by `"top_k"`. Defaults to `50`.
-            top_p: float. Used by `"top_p"`. Defaults to `0.9`.
-            seed: int or `None`. The same seed gives the same samples.
-            end_token_id: int or `None`. Stop a row after this token.
-
-        Returns:
-            A dict of numpy arrays `"token_ids"` and `"padding_mask"`, (B, T + max_new_tokens):
-            the prompts followed by the generated tokens.
+            prompts: a list of lists of token ids (any lengths), a (B, T) array, or a dict
+                with right-padded `"token_ids"` and `"padding_mask"`.
+            max_new_tokens: int.
         """
-        if not isinstance(max_new_tokens, int) or max_new_tokens <= 0:
-            raise ValueError(f"`max_new_tokens` must be a positive integer. Got {max_new_tokens}")
-        temperature, top_k, top_p = sampler_settings(sampler, temperature, top_k, top_p)
         token_ids, padding_mask = pad_prompts(prompts)
         total = token_ids.shape[1] + max_new_tokens
         limit = self.backbone.max_sequence_length
@@ -299,19 +226,56 @@ class GPTCausalLM(Task):
                 "for fewer tokens."
             )
         pad = ((0, 0), (0, max_new_tokens))
-        token_ids = np.pad(token_ids, pad)
-        padding_mask = np.pad(padding_mask, pad)
-        if seed is None:
-            seed = np.random.randint(0, 2**31 - 1)
-        if self._generate_function is None:
-            self._generate_function = tf.function(self.generate_ids, reduce_retracing=True)
-        ids, mask = self._generate_function(
-            tf.constant(token_ids),
-            tf.constant(padding_mask),
-            tf.constant(temperature, tf.float32),
-            tf.constant(top_k, tf.int32),
-            tf.constant(top_p, tf.float32),
-            tf.constant([seed, 0], tf.int32),
-            tf.constant(-1 if end_token_id is None else end_token_id, tf.int32),
+        return {"token_ids": np.pad(token_ids, pad), "padding_mask": np.pad(padding_mask, pad)}
+
+    def start_decoding(self, inputs):
+        """Prefills the cache with the whole (B, L) buffer; the step feeds one token."""
+        token_ids = tf.cast(inputs["token_ids"], tf.int32)
+        padding_mask = tf.cast(inputs["padding_mask"], tf.bool)
+        cache = self.backbone.empty_cache(tf.shape(token_ids)[0], tf.shape(token_ids)[1])
+        _, cache = self.backbone.call_with_cache(token_ids, cache, 0)  # prefill
+
+        def next_logits(token_ids, cache, index):
+            hidden, cache = self.backbone.call_with_cache(token_ids, cache, index)
+            return self.lm_head(hidden)[:, 0, :], cache  # (B, V)
+
+        return next_logits, token_ids, padding_mask, cache
+
+    def generate(
+        self,
+        prompts,
+        max_new_tokens=32,
+        temperature=0.0,
+        top_k=0,
+        top_p=1.0,
+        seed=None,
+        end_token=None,
+        num_beams=1,
+        length_penalty=1.0,
+    ):
+        """Continues each prompt: the buffer is the longest prompt + `max_new_tokens`.
+
+        Each row is generated in place after its own prompt, to the buffer's end (a shorter
+        prompt gets more new tokens), or until `end_token`.
+
+        Args:
+            prompts: a list of lists of token ids (any lengths), a (B, T) array, or a dict with
+                right-padded `"token_ids"` and `"padding_mask"`.
+            max_new_tokens, temperature, top_k, top_p, seed, end_token, num_beams,
+                length_penalty: as in `GenerativeTask.generate`.
+
+        Returns:
+            A dict of numpy arrays: `token_ids` and `padding_mask` (B, T + max_new_tokens),
+            the prompts followed by the generated tokens, and `scores` (B,).
+        """
+        return super().generate(
+            prompts,
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
+            top_k=top_k,
+            top_p=top_p,
+            seed=seed,
+            end_token=end_token,
+            num_beams=num_beams,
+            length_penalty=length_penalty,
         )
-        return {"token_ids": ids.numpy(), "padding_mask": mask.numpy()}

@@ -1,4 +1,4 @@
-"""Encoder-decoder Transformer ("Attention Is All You Need") with cross attention."""
+"""Encoder-decoder Transformer ("Attention Is All You Need"): a backbone and its LM task."""
 
 import math
 
@@ -18,23 +18,29 @@ from keras_transformer.layers import (
     TransformerEncoderBlock,
 )
 from keras_transformer.layers.position_embedding import check_sequence_length
-from keras_transformer.models.backbone import Backbone
-from keras_transformer.models.generation import sample_next_token, sampler_settings
+from keras_transformer.models.backbone import Backbone, GenerativeTask
+from keras_transformer.models.generation import check_token_id
 from keras_transformer.models.sizes import check_sizes
 
 POSITION_ENCODINGS = ("sinusoidal", "learned")
+ENCODER_INPUTS = ("encoder_token_ids", "encoder_padding_mask")
+INPUT_NAMES = (*ENCODER_INPUTS, "decoder_token_ids", "decoder_padding_mask")
+
+
+def seq2seq_inputs():
+    """The named inputs of encoder-decoder models: int (B, S) and (B, T)."""
+    return {name: keras.Input(shape=(None,), dtype="int32", name=name) for name in INPUT_NAMES}
 
 
 @keras.saving.register_keras_serializable(package="keras_transformer")
-class Seq2SeqTransformer(Backbone):
-    """An encoder-decoder Transformer for sequence-to-sequence tasks.
+class Seq2SeqBackbone(Backbone):
+    """An encoder-decoder Transformer backbone: source in, decoder hidden states out.
 
     The encoder (bidirectional `TransformerEncoderBlock`s) reads the source; the decoder
     (`TransformerDecoderBlock`s with causal self-attention and cross attention to the encoder
-    output) predicts the target one token ahead. Source and target share one vocabulary and one
-    token embedding, tied to the output head, scaled by sqrt(H) as in the original paper.
-    Training uses teacher forcing: the decoder input is the target shifted right (starting
-    with a start token) and the labels are the target. `generate` decodes with a key/value cache.
+    output) reads the target. Source and target share one vocabulary and one token embedding
+    (tied to the task's output head), scaled by sqrt(H) as in the original paper.
+    `call_with_cache` runs the decoder incrementally with a key/value cache.
 
     Inputs are a dict: `"encoder_token_ids"`, `"encoder_padding_mask"` (B, S) and
     `"decoder_token_ids"`, `"decoder_padding_mask"` (B, T). Padded encoder positions are never
@@ -54,7 +60,16 @@ class Seq2SeqTransformer(Backbone):
         dtype: dtype policy.
 
     Returns:
-        (B, T, V) logits.
+        (B, T, H) decoder hidden states.
+
+    Example:
+    >>> backbone = Seq2SeqBackbone(vocabulary_size=100, num_layers=2, num_heads=2,
+    ...                            hidden_dim=16, intermediate_dim=32)
+    >>> backbone({"encoder_token_ids": np.ones((2, 7), "int32"),
+    ...           "encoder_padding_mask": np.ones((2, 7), "int32"),
+    ...           "decoder_token_ids": np.ones((2, 5), "int32"),
+    ...           "decoder_padding_mask": np.ones((2, 5), "int32")}).shape
+    TensorShape([2, 5, 16])
     """
 
     CONFIG_KEYS = (
@@ -148,9 +163,6 @@ class Seq2SeqTransformer(Backbone):
             self.decoder_norm = LayerNormalization(
                 epsilon=layer_norm_epsilon, dtype=dtype, name="decoder_norm"
             )
-        self.lm_head = LanguageModelHead(
-            vocabulary_size, token_embedding=self.token_embedding, dtype=dtype, name="lm_head"
-        )
         self._embedding_scale = math.sqrt(hidden_dim)
 
         # === Config ===
@@ -165,26 +177,17 @@ class Seq2SeqTransformer(Backbone):
         self.activation = activation
         self.normalize_first = normalize_first
         self.position_encoding = position_encoding
-        self._generate_function = None
 
         # === Functional model ===
-        inputs = {
-            name: keras.Input(shape=(None,), dtype="int32", name=name)
-            for name in (
-                "encoder_token_ids",
-                "encoder_padding_mask",
-                "decoder_token_ids",
-                "decoder_padding_mask",
-            )
-        }
+        inputs = seq2seq_inputs()
         encoded = self.encode(inputs["encoder_token_ids"], inputs["encoder_padding_mask"])
-        logits = self.decode(
+        outputs = self.decode(
             inputs["decoder_token_ids"],
             encoded,
             inputs["encoder_padding_mask"],
             decoder_padding_mask=inputs["decoder_padding_mask"],
         )
-        super().__init__(inputs=inputs, outputs=logits, dtype=dtype, **kwargs)
+        super().__init__(inputs=inputs, outputs=outputs, dtype=dtype, **kwargs)
 
     def _embed(self, token_ids, position_layer, start_index=0, training=None):
         x = self.token_embedding(token_ids) * self._embedding_scale  # (B, T, H)
@@ -209,10 +212,10 @@ class Seq2SeqTransformer(Backbone):
         cache_update_index=None,
         training=None,
     ):
-        """Decodes (B, T) target ids against the encoder output -> (B, T, V) logits.
+        """Decodes (B, T) target ids against the encoder output -> (B, T, H) hidden states.
 
         With `cache` (B, num_layers, 2, T_max, N, H/N) and `cache_update_index`, runs the new
-        tokens incrementally and returns `(logits, cache)`.
+        tokens incrementally and returns `(hidden, cache)` (see `call_with_cache`).
         """
         start = 0 if cache_update_index is None else cache_update_index
         x = self._embed(decoder_token_ids, self.decoder_position, start, training=training)
@@ -234,122 +237,176 @@ class Seq2SeqTransformer(Backbone):
                 caches.append(layer_cache)
         if self.decoder_norm is not None:
             x = self.decoder_norm(x)
-        logits = self.lm_head(x)
-        return logits if cache is None else (logits, ops.stack(caches, axis=1))
+        return x if cache is None else (x, ops.stack(caches, axis=1))
 
-    def compile(self, optimizer="auto", loss="auto", weighted_metrics="auto", **kwargs):
-        """Compiles with AdamW (lr 1e-3), from-logits cross-entropy and weighted accuracy."""
-        if optimizer == "auto":
-            optimizer = keras.optimizers.AdamW(1e-3, weight_decay=0.01)
-        if loss == "auto":
-            loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-        if weighted_metrics == "auto":
-            weighted_metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
-        super().compile(optimizer=optimizer, loss=loss, weighted_metrics=weighted_metrics, **kwargs)
-
-    def generate_ids(
-        self,
-        encoder_token_ids,
-        encoder_padding_mask,
-        max_length,
-        start_token_id,
-        end_token_id,
-        temperature,
-        top_k,
-        top_p,
-        seed,
-    ):
-        """The decoding loop in graph ops: returns (B, max_length) ids and mask, start first."""
-        encoded = self.encode(encoder_token_ids, encoder_padding_mask, training=False)
-        batch_size = tf.shape(encoder_token_ids)[0]
+    def empty_cache(self, batch_size, length):
+        """A zero decoder key/value cache, (B, num_layers, 2, length, N, H/N), compute dtype."""
         head_dim = self.hidden_dim // self.num_heads
-        cache = tf.zeros(
-            [batch_size, self.num_layers, 2, max_length, self.num_heads, head_dim],
-            dtype=self.decoder_blocks[0].compute_dtype,
-        )
-        token_ids = tf.concat(
-            [
-                tf.fill([batch_size, 1], tf.cast(start_token_id, tf.int32)),
-                tf.zeros([batch_size, max_length - 1], tf.int32),
-            ],
-            axis=1,
-        )
-        mask = tf.concat(
-            [tf.ones([batch_size, 1], tf.bool), tf.zeros([batch_size, max_length - 1], tf.bool)],
-            axis=1,
+        shape = (batch_size, self.num_layers, 2, length, self.num_heads, head_dim)
+        return ops.zeros(shape, dtype=self.decoder_blocks[0].compute_dtype)
+
+    def call_with_cache(
+        self, token_ids, cache, cache_update_index, encoder_sequence, encoder_padding_mask
+    ):
+        """Runs T new decoder tokens at positions `cache_update_index ..` against the cache.
+
+        Args:
+            token_ids: int (B, T).
+            cache: (B, num_layers, 2, T_max, N, H/N), from `empty_cache` or a previous call.
+            cache_update_index: int or scalar tensor. Position of the first token.
+            encoder_sequence: (B, S, H), from `encode`.
+            encoder_padding_mask: (B, S), true at real source tokens.
+
+        Returns:
+            `(hidden, cache)`: (B, T, H) decoder outputs and the updated cache.
+        """
+        return self.decode(
+            token_ids,
+            encoder_sequence,
+            encoder_padding_mask,
+            cache=cache,
+            cache_update_index=cache_update_index,
+            training=False,
         )
 
-        def keep_going(index, token_ids, mask, cache, done):
-            return tf.logical_and(index < max_length, tf.logical_not(tf.reduce_all(done)))
 
-        def step(index, token_ids, mask, cache, done):
-            previous = token_ids[:, index - 1 : index]
-            logits, cache = self.decode(
-                previous,
-                encoded,
-                encoder_padding_mask,
-                cache=cache,
-                cache_update_index=index - 1,
-                training=False,
+@keras.saving.register_keras_serializable(package="keras_transformer")
+class Seq2SeqTransformer(GenerativeTask):
+    """Sequence-to-sequence task: a `Seq2SeqBackbone` and a `LanguageModelHead` tied to its
+    shared token embedding.
+
+    Predicts target token t+1 from the source and target tokens <= t. Training uses teacher
+    forcing: the decoder input is the target shifted right (starting with a start token) and
+    the labels are the target. `compile` defaults to AdamW (lr 1e-3, weight decay 0.01),
+    from-logits cross-entropy and accuracy weighted by the sample weights. `generate`
+    decodes from a start token (greedy, sampling or beam search) with the decoder's
+    key/value cache, in one `tf.while_loop`.
+
+    Inputs are the backbone's dict (`"encoder_token_ids"`, `"encoder_padding_mask"`,
+    `"decoder_token_ids"`, `"decoder_padding_mask"`).
+
+    Args:
+        backbone: `Seq2SeqBackbone`.
+
+    Returns:
+        (B, T, V) logits.
+
+    Example:
+    >>> model = Seq2SeqTransformer(Seq2SeqBackbone(vocabulary_size=100, num_layers=2,
+    ...     num_heads=2, hidden_dim=16, intermediate_dim=32))
+    >>> model.generate({"encoder_token_ids": np.ones((2, 7), "int32"),
+    ...                 "encoder_padding_mask": np.ones((2, 7), "int32")},
+    ...                start_token=1, max_new_tokens=5, num_beams=3)["token_ids"].shape
+    (2, 6)
+    """
+
+    LEARNING_RATE = 1e-3
+    WEIGHTED_ACCURACY = True
+
+    def __init__(self, backbone, **kwargs):
+        inputs = seq2seq_inputs()
+        self.lm_head = LanguageModelHead(
+            backbone.vocabulary_size,
+            token_embedding=backbone.token_embedding,
+            dtype=backbone.dtype_policy,
+            name="lm_head",
+        )
+        logits = self.lm_head(backbone(inputs))
+        super().__init__(inputs=inputs, outputs=logits, **kwargs)
+        self.backbone = backbone
+
+    def generate_inputs(self, inputs, max_new_tokens):
+        """`(encoder_inputs, start_token)` -> the encoder arrays and a decoder buffer.
+
+        The decoder buffer is (B, 1 + max_new_tokens): the start token, then room.
+        """
+        encoder_inputs, start_token = inputs
+        if not isinstance(encoder_inputs, dict) or set(ENCODER_INPUTS) - set(encoder_inputs):
+            is_dict = isinstance(encoder_inputs, dict)
+            received = sorted(encoder_inputs) if is_dict else encoder_inputs
+            raise ValueError(
+                f"`encoder_inputs` must be a dict with {list(ENCODER_INPUTS)}. "
+                f"Received: {received!r}"
             )
-            step_seed = tf.stack([seed[0], seed[1] + index])
-            sampled = sample_next_token(logits[:, 0, :], temperature, top_k, top_p, step_seed)
-            active = tf.logical_not(done)
-            new = tf.where(active, sampled, 0)
-            done = tf.logical_or(done, tf.logical_and(active, tf.equal(new, end_token_id)))
-            token_ids = ops.slice_update(token_ids, [0, index], new[:, tf.newaxis])
-            mask = ops.slice_update(mask, [0, index], active[:, tf.newaxis])
-            return index + 1, token_ids, mask, cache, done
+        check_token_id(start_token, "start_token", self.backbone.vocabulary_size)
+        limit = self.backbone.max_sequence_length
+        if 1 + max_new_tokens > limit:
+            raise ValueError(
+                f"1 (the start token) + max_new_tokens {max_new_tokens} exceeds the model's "
+                f"max_sequence_length={limit}. Ask for at most {limit - 1} new tokens."
+            )
+        token_ids = np.asarray(encoder_inputs["encoder_token_ids"]).astype("int32")
+        padding_mask = np.asarray(encoder_inputs["encoder_padding_mask"]).astype(bool)
+        if token_ids.ndim != 2 or token_ids.shape != padding_mask.shape:
+            raise ValueError(
+                "`encoder_token_ids` and `encoder_padding_mask` must both be (B, S). Received "
+                f"shapes {token_ids.shape} and {padding_mask.shape}."
+            )
+        batch_size = token_ids.shape[0]
+        decoder_token_ids = np.zeros((batch_size, 1 + max_new_tokens), "int32")
+        decoder_token_ids[:, 0] = start_token
+        decoder_padding_mask = np.zeros(decoder_token_ids.shape, bool)
+        decoder_padding_mask[:, 0] = True
+        return {
+            "encoder_token_ids": token_ids,
+            "encoder_padding_mask": padding_mask,
+            "decoder_token_ids": decoder_token_ids,
+            "decoder_padding_mask": decoder_padding_mask,
+        }
 
-        done = tf.zeros([batch_size], tf.bool)
-        _, token_ids, mask, _, _ = tf.while_loop(
-            keep_going, step, (tf.constant(1), token_ids, mask, cache, done)
+    def start_decoding(self, inputs):
+        """Encodes the source; the step runs the decoder on one token against the cache."""
+        encoder_padding_mask = tf.cast(inputs["encoder_padding_mask"], tf.bool)
+        encoded = self.backbone.encode(
+            tf.cast(inputs["encoder_token_ids"], tf.int32), encoder_padding_mask, training=False
         )
-        return token_ids, mask
+        token_ids = tf.cast(inputs["decoder_token_ids"], tf.int32)
+        cache = self.backbone.empty_cache(tf.shape(token_ids)[0], tf.shape(token_ids)[1])
+
+        def next_logits(token_ids, state, index):
+            cache, encoded, encoder_padding_mask = state
+            hidden, cache = self.backbone.call_with_cache(
+                token_ids, cache, index, encoded, encoder_padding_mask
+            )
+            return self.lm_head(hidden)[:, 0, :], (cache, encoded, encoder_padding_mask)
+
+        state = (cache, encoded, encoder_padding_mask)
+        return next_logits, token_ids, inputs["decoder_padding_mask"], state
 
     def generate(
         self,
         encoder_inputs,
-        start_token_id,
-        end_token_id=None,
-        max_length=32,
-        sampler="greedy",
-        temperature=1.0,
-        top_k=50,
-        top_p=0.9,
+        start_token,
+        max_new_tokens=32,
+        temperature=0.0,
+        top_k=0,
+        top_p=1.0,
         seed=None,
+        end_token=None,
+        num_beams=1,
+        length_penalty=1.0,
     ):
-        """Translates each source: decodes up to `max_length` target tokens (start included).
+        """Generates a target for each source, from `start_token`, up to `max_new_tokens`.
 
         Args:
-            encoder_inputs: dict with `"encoder_token_ids"` and `"encoder_padding_mask"`.
-            start_token_id: int. The first decoder token.
-            end_token_id: int or `None`. A row stops after it.
-            max_length: int. Target length including the start token.
-            sampler, temperature, top_k, top_p, seed: as in `GPTCausalLM.generate`.
+            encoder_inputs: dict with `"encoder_token_ids"` and `"encoder_padding_mask"`
+                (B, S).
+            start_token: int. The id the decoder starts from (given per call).
+            max_new_tokens, temperature, top_k, top_p, seed, end_token, num_beams,
+                length_penalty: as in `GenerativeTask.generate`.
 
         Returns:
-            dict of numpy arrays `"token_ids"` and `"padding_mask"`, (B, max_length).
+            A dict of numpy arrays: `token_ids` and `padding_mask` (B, 1 + max_new_tokens),
+            the start token followed by the generated tokens, and `scores` (B,).
         """
-        if not isinstance(max_length, int) or not 1 < max_length <= self.max_sequence_length:
-            raise ValueError(
-                f"`max_length` must be an integer in [2, {self.max_sequence_length}]. "
-                f"Received: {max_length}"
-            )
-        temperature, top_k, top_p = sampler_settings(sampler, temperature, top_k, top_p)
-        if seed is None:
-            seed = np.random.randint(0, 2**31 - 1)
-        if self._generate_function is None:
-            self._generate_function = tf.function(self.generate_ids, reduce_retracing=True)
-        ids, mask = self._generate_function(
-            tf.constant(np.asarray(encoder_inputs["encoder_token_ids"]), tf.int32),
-            tf.constant(np.asarray(encoder_inputs["encoder_padding_mask"]).astype(bool)),
-            tf.constant(max_length),
-            tf.constant(start_token_id),
-            tf.constant(-1 if end_token_id is None else end_token_id),
-            tf.constant(temperature, tf.float32),
-            tf.constant(top_k),
-            tf.constant(top_p, tf.float32),
-            tf.constant([seed, 0], tf.int32),
+        return super().generate(
+            (encoder_inputs, start_token),
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
+            top_k=top_k,
+            top_p=top_p,
+            seed=seed,
+            end_token=end_token,
+            num_beams=num_beams,
+            length_penalty=length_penalty,
         )
-        return {"token_ids": ids.numpy(), "padding_mask": mask.numpy()}

@@ -181,9 +181,15 @@ class CausalLMModule(ServingModule):
 
     def _decode(self, token_ids, padding_mask, temperature, top_k, top_p, seed):
         end_id = -1 if self.end_id is None else self.end_id
-        return self._decode_function.value(
-            token_ids, padding_mask, temperature, top_k, top_p, self._seed_pair(seed), end_id
+        outputs = self._decode_function.value(
+            {"token_ids": token_ids, "padding_mask": padding_mask},
+            temperature=temperature,
+            top_k=top_k,
+            top_p=top_p,
+            seed=self._seed_pair(seed),
+            end_token=end_id,
         )
+        return outputs["token_ids"], outputs["padding_mask"]
 
     def _generate(self, prompts, max_new_tokens, temperature, top_k, top_p, seed):
         checks = self._check_scalars(max_new_tokens, temperature, top_k, top_p)

@@ -106,15 +106,15 @@ def test_greedy_generate_equals_full_pass_argmax():
 def test_sampling_is_seeded_and_top_k_one_is_greedy():
     model = tiny_lm()
     prompt = [[1, 2, 3]]
-    first = model.generate(prompt, 8, sampler="top_p", top_p=0.9, seed=7)["token_ids"]
-    again = model.generate(prompt, 8, sampler="top_p", top_p=0.9, seed=7)["token_ids"]
+    first = model.generate(prompt, 8, temperature=1.0, top_p=0.9, seed=7)["token_ids"]
+    again = model.generate(prompt, 8, temperature=1.0, top_p=0.9, seed=7)["token_ids"]
     np.testing.assert_array_equal(first, again)
     samples = {
-        tuple(model.generate(prompt, 8, sampler="random", seed=s)["token_ids"][0]) for s in range(5)
+        tuple(model.generate(prompt, 8, temperature=1.0, seed=s)["token_ids"][0]) for s in range(5)
     }
     assert len(samples) > 1
     greedy = model.generate(prompt, 8)["token_ids"]
-    top1 = model.generate(prompt, 8, sampler="top_k", top_k=1, seed=3)["token_ids"]
+    top1 = model.generate(prompt, 8, temperature=1.0, top_k=1, seed=3)["token_ids"]
     np.testing.assert_array_equal(top1, greedy)
 
 
@@ -133,11 +133,11 @@ def test_temperature_sampling_differs_from_greedy():
     # Sampling reproduces the greedy tokens with this probability: negligible.
     assert path_probability(model, greedy, len(prompt), 1.0) < 1e-9
     for seed in (0, 1):
-        sampled = model.generate([prompt], steps, sampler="random", temperature=1.0, seed=seed)
+        sampled = model.generate([prompt], steps, temperature=1.0, seed=seed)
         tokens = sampled["token_ids"][0].tolist()
         assert tokens[:3] == prompt and tokens != greedy
         assert sampled["padding_mask"].all() and max(tokens) < V
-    again = model.generate([prompt], steps, sampler="random", temperature=1.0, seed=1)
+    again = model.generate([prompt], steps, temperature=1.0, seed=1)
     assert again["token_ids"][0].tolist() == tokens  # a fixed seed repeats
 
 
@@ -145,7 +145,7 @@ def test_unseeded_generation_works_and_varies():
     """`seed=None` (the documented default) draws a new seed per call."""
     model = tiny_lm()
     prompt, steps = [1, 2, 3], 16
-    runs = [model.generate([prompt], steps, sampler="random")["token_ids"][0] for _ in range(2)]
+    runs = [model.generate([prompt], steps, temperature=1.0)["token_ids"][0] for _ in range(2)]
     for tokens in runs:
         assert tokens.shape == (19,) and tokens[:3].tolist() == prompt and tokens.max() < V
         # Any one sampled continuation has a negligible probability, so two equal runs would
@@ -172,7 +172,7 @@ def test_end_token_stops_a_row():
     model = tiny_lm()
     greedy = model.generate([[1, 2, 3]], max_new_tokens=6)["token_ids"][0]
     end = int(greedy[4])  # the second generated token
-    out = model.generate([[1, 2, 3]], max_new_tokens=6, end_token_id=end)
+    out = model.generate([[1, 2, 3]], max_new_tokens=6, end_token=end)
     first_end = 3 + list(greedy[3:]).index(end)
     assert out["token_ids"][0, : first_end + 1].tolist() == greedy[: first_end + 1].tolist()
     assert not out["padding_mask"][0, first_end + 1 :].any()
@@ -203,7 +203,5 @@ def test_generation_bad_input():
         model.generate([[1] * 20], max_new_tokens=10)
     with pytest.raises(ValueError, match="at least one token"):
         model.generate([[1, 2], []], max_new_tokens=2)
-    with pytest.raises(ValueError, match="Unknown sampler"):
-        model.generate([[1]], max_new_tokens=2, sampler="beam")
     with pytest.raises(ValueError, match="temperature"):
-        model.generate([[1]], max_new_tokens=2, sampler="random", temperature=0)
+        model.generate([[1]], max_new_tokens=2, temperature=-1.0)

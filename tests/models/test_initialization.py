@@ -11,6 +11,7 @@ from keras_transformer.models import (
     BertMaskedLM,
     GPTBackbone,
     GPTCausalLM,
+    Seq2SeqBackbone,
     Seq2SeqTransformer,
 )
 
@@ -28,8 +29,10 @@ DEFAULT_STD = truncated_normal_std(0.02)  # TruncatedNormal(stddev=0.02): 0.0175
 BUILDERS = {
     "bert_backbone": lambda: BertBackbone(**SIZE),
     "gpt_backbone": lambda: GPTBackbone(**SIZE),
-    "seq2seq_sinusoidal": lambda: Seq2SeqTransformer(**SIZE),
-    "seq2seq_learned": lambda: Seq2SeqTransformer(**SIZE, position_encoding="learned"),
+    "seq2seq_sinusoidal": lambda: Seq2SeqTransformer(Seq2SeqBackbone(**SIZE)),
+    "seq2seq_learned": lambda: Seq2SeqTransformer(
+        Seq2SeqBackbone(**SIZE, position_encoding="learned")
+    ),
     "bert_masked_lm": lambda: BertMaskedLM(BertBackbone(**SIZE)),
     "gpt_causal_lm": lambda: GPTCausalLM(GPTBackbone(**SIZE)),
     "bert_classifier": lambda: BertClassifier(BertBackbone(**SIZE), num_classes=3, hidden_dim=128),

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from model_checks import assert_close, assert_fit_lowers_loss, assert_save_reload_identical
 
-from keras_transformer.models import Seq2SeqTransformer
+from keras_transformer.models import Seq2SeqBackbone, Seq2SeqTransformer
 
 V = 30
 RNG = np.random.default_rng(5)
@@ -20,7 +20,7 @@ def tiny_model(**kwargs):
         "dropout": 0.0,
         **kwargs,
     }
-    return Seq2SeqTransformer(**args)
+    return Seq2SeqTransformer(Seq2SeqBackbone(**args))
 
 
 def batch(source_lengths=(7, 4), target_width=5):
@@ -65,7 +65,7 @@ def test_cross_attention_ignores_encoder_padding():
 def test_generate_equals_full_pass_greedy():
     model = tiny_model()
     inputs = batch()
-    out = model.generate(inputs, start_token_id=1, max_length=6)
+    out = model.generate(inputs, start_token=1, max_new_tokens=5)
     for row in range(2):
         ids = [1]
         source = {k: v[row : row + 1] for k, v in inputs.items() if k.startswith("encoder")}
@@ -100,5 +100,5 @@ def test_learns_to_copy_and_reloads():
 def test_bad_arguments():
     with pytest.raises(ValueError, match="position_encoding"):
         tiny_model(position_encoding="rotary")
-    with pytest.raises(ValueError, match="max_length"):
-        tiny_model().generate(batch(), start_token_id=1, max_length=100)
+    with pytest.raises(ValueError, match="max_sequence_length=16"):
+        tiny_model().generate(batch(), start_token=1, max_new_tokens=100)

@@ -26,7 +26,7 @@ def prompt_ids(exports, text, max_new_tokens):
 def expected_generation(exports, text, max_new_tokens):
     eos = exports.characters.token_to_id("[EOS]")
     prompt = prompt_ids(exports, text, max_new_tokens)
-    out = exports.lm.generate([prompt], max_new_tokens=max_new_tokens, end_token_id=eos)
+    out = exports.lm.generate([prompt], max_new_tokens=max_new_tokens, end_token=eos)
     new = out["token_ids"][0][len(prompt) :][out["padding_mask"][0][len(prompt) :]]
     return [int(t) for t in new if t != eos]
 
@@ -53,7 +53,7 @@ def test_token_ids_signature_equals_generate_exactly(exports, generator):
         "from_token_ids", token_ids=token_ids, padding_mask=padding_mask, max_new_tokens=5
     )
     expected = exports.lm.generate(
-        {"token_ids": token_ids, "padding_mask": padding_mask}, max_new_tokens=5, end_token_id=eos
+        {"token_ids": token_ids, "padding_mask": padding_mask}, max_new_tokens=5, end_token=eos
     )
     np.testing.assert_array_equal(outputs["token_ids"], expected["token_ids"])
     np.testing.assert_array_equal(outputs["padding_mask"], expected["padding_mask"])

@@ -11,7 +11,12 @@ import keras
 import numpy as np
 import pytest
 
-from keras_transformer.models import BertBackbone, BertClassifier, Seq2SeqTransformer
+from keras_transformer.models import (
+    BertBackbone,
+    BertClassifier,
+    Seq2SeqBackbone,
+    Seq2SeqTransformer,
+)
 from workflows import pretrain
 
 RNG = np.random.default_rng(11)
@@ -66,13 +71,15 @@ def test_bert_classifier_mixed_bfloat16():
 def test_seq2seq_mixed_bfloat16():
     keras.config.set_dtype_policy("mixed_bfloat16")
     model = Seq2SeqTransformer(
-        vocabulary_size=30,
-        num_layers=1,
-        num_heads=2,
-        hidden_dim=16,
-        intermediate_dim=32,
-        max_sequence_length=16,
-        dropout=0.1,
+        Seq2SeqBackbone(
+            vocabulary_size=30,
+            num_layers=1,
+            num_heads=2,
+            hidden_dim=16,
+            intermediate_dim=32,
+            max_sequence_length=16,
+            dropout=0.1,
+        )
     )
     source = RNG.integers(3, 30, (4, 6))
     x = {
@@ -88,7 +95,7 @@ def test_seq2seq_mixed_bfloat16():
     assert np.isfinite(loss) and loss > 0
     assert all(changed)
     assert dtypes(model) == {"float32"}
-    out = model.generate(x, start_token_id=1, max_length=5)
+    out = model.generate(x, start_token=1, max_new_tokens=4)
     assert out["token_ids"].shape == (4, 5) and (out["token_ids"][:, 0] == 1).all()
 
 
