@@ -5,6 +5,10 @@ A *base* (`--init-from`) is one of:
 - a Hugging Face checkpoint folder (holding `config.json`);
 - a run folder of ours (holding `model.keras` and `tokenizer.json`): a `pretrain` run with
   `--objective masked` (its encoder is used), or a classifier run (transfer, finetune, ...).
+
+Every classifier run folder holds `preprocessor.json`: the `ClassifierPreprocessor` (tokenizer,
+`--sequence-length`, special tokens) its training and evaluation batches were made with, so
+`workflows export --run` serves text exactly as the run trained and evaluated.
 """
 
 import dataclasses
@@ -21,6 +25,7 @@ from keras_transformer import data as kt_data
 from keras_transformer import training
 from keras_transformer.data import pipelines
 from keras_transformer.models import BertBackbone, BertClassifier, BertMaskedLM, size_arguments
+from keras_transformer.preprocessing import ClassifierPreprocessor, save_preprocessor
 from keras_transformer.text.io import load_tokenizer, save_tokenizer
 from workflows.config import setting, write_json_atomic
 from workflows.training import fit, make_optimizer, save_model_atomic, start, write_history
@@ -212,21 +217,26 @@ def scratch_backbone(size, vocabulary_size, sequence_length, seed):
     )
 
 
-def datasets(config, splits, base, batch_size):
-    """Train, validation and test batches, tokenized with the base's tokenizer."""
+def make_preprocessor(config, base):
+    """The run's `ClassifierPreprocessor`: the base's tokenizer at `--sequence-length`."""
     limit = base.backbone.max_sequence_length
     if config.sequence_length > limit:
         raise ValueError(
             f"--sequence-length {config.sequence_length} is longer than the base allows "
             f"(max_sequence_length={limit} for {base.description}). Use at most {limit}."
         )
-    tokenizer = base.tokenizer
+    return ClassifierPreprocessor(base.tokenizer, config.sequence_length)
+
+
+def datasets(config, splits, base, batch_size):
+    """Train, validation and test batches: the run's preprocessor mapped over the splits."""
+    preprocessor = make_preprocessor(config, base)
 
     def make(part, training):
         return pipelines.classification_dataset(
             part.as_dataset(),
-            tokenizer,
-            config.sequence_length,
+            preprocessor,
+            None,
             batch_size,
             seed=config.seed,
             shuffle_buffer_size=len(part) if training else None,
@@ -334,14 +344,19 @@ def inference_speed(model, dataset, repeats=2):
     return {"examples_per_second": count / best}
 
 
-def finish(model, tokenizer, label_names, place, metrics, base_description):
-    """Saves the classifier, tokenizer, labels and metrics atomically (the chief); the result."""
+def finish(model, preprocessor, label_names, place, metrics, base_description):
+    """Saves the classifier, tokenizer, preprocessor, labels and metrics atomically (the chief).
+
+    Returns:
+        `ClassifierResult`.
+    """
     run_dir = place.run_dir
     model_path = os.path.join(run_dir, "model.keras")
     metrics = {**metrics, "parameters": int(model.count_params()), "base": base_description}
     if place.chief:
         save_model_atomic(model, model_path)
-        save_tokenizer(tokenizer, os.path.join(run_dir, "tokenizer.json"))
+        save_tokenizer(preprocessor.tokenizer, os.path.join(run_dir, "tokenizer.json"))
+        save_preprocessor(preprocessor, os.path.join(run_dir, "preprocessor.json"))
         write_json_atomic(os.path.join(run_dir, "labels.json"), list(label_names))
         write_json_atomic(os.path.join(run_dir, "metrics.json"), metrics)
     print(f"[{os.path.basename(run_dir)}] {json.dumps(metrics, sort_keys=True)}", flush=True)
@@ -371,7 +386,12 @@ def train_and_finish(model, config, splits, base, place, announce=None, descript
     train(model, config, train_ds, validation_ds, place)
     metrics = {**counts, **evaluate(model, test_ds, validation_ds, place.strategy)}
     return finish(
-        model, base.tokenizer, splits.label_names, place, metrics, description or base.description
+        model,
+        make_preprocessor(config, base),
+        splits.label_names,
+        place,
+        metrics,
+        description or base.description,
     )
 
 

@@ -186,7 +186,7 @@ def run(config):
     )
     return classify.finish(
         student,
-        base.tokenizer,
+        classify.make_preprocessor(config, base),
         splits.label_names,
         place,
         metrics,

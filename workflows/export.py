@@ -1,8 +1,8 @@
 """export: a trained model (or the pretrained MiniLM) -> a SavedModel version for TF Serving.
 
 Writes saved_models/NAME/VERSION/ (the next free version unless --version), atomically, with
-signatures that take raw strings (the tokenizer runs inside the graph, core TensorFlow ops
-only, so stock TF Serving loads it) and warm-up requests in assets.extra/:
+signatures that take raw strings (the run's preprocessor runs inside the graph, core
+TensorFlow ops only, so stock TF Serving loads it) and warm-up requests in assets.extra/:
 
     python -m workflows export --run runs/transfer-x --name sentiment
     python -m workflows export --run runs/pretrain-x --name shakespeare
@@ -10,9 +10,13 @@ only, so stock TF Serving loads it) and warm-up requests in assets.extra/:
         --tokenizer-path other/tokenizer.json --name other
     python -m workflows export --pretrained minilm --name minilm
 
---run takes a run folder's model.keras and tokenizer.json, and for a classifier its
-labels.json (the label names in class-index order, written by transfer, finetune, scratch and
-distill), so the served `label` is the dataset's own label string; --class-names overrides it.
+--run takes a run folder's model.keras and preprocessor.json (the tokenizer, sequence length
+and special tokens its training and evaluation used: served text is truncated at the run's
+--sequence-length, not the model's maximum), and for a classifier its labels.json (the label
+names in class-index order, written by transfer, finetune, scratch and distill), so the served
+`label` is the dataset's own label string; --class-names overrides it. A run folder from
+before preprocessor.json existed falls back to its tokenizer.json and the sequence_length of
+its config.json (with a printed note). --max-sequence-length overrides the truncation.
 
 Classifiers get `serving_default` (label, probabilities, logits), encoders `embed`, masked
 LMs `fill_mask`, causal LMs `generate` (in-graph decoding); every model `from_token_ids`.
@@ -25,8 +29,22 @@ import os
 
 import keras
 
+from keras_transformer.models import BertBackbone, BertClassifier, BertMaskedLM, GPTCausalLM
+from keras_transformer.preprocessing import (
+    CausalLMPreprocessor,
+    ClassifierPreprocessor,
+    MaskedLMPreprocessor,
+    load_preprocessor,
+)
 from keras_transformer.serving import export
 from keras_transformer.text.io import load_tokenizer
+
+PREPROCESSORS = (
+    (BertClassifier, ClassifierPreprocessor),
+    (BertMaskedLM, MaskedLMPreprocessor),
+    (BertBackbone, ClassifierPreprocessor),
+    (GPTCausalLM, CausalLMPreprocessor),
+)
 
 DEFAULT_NAMES = {
     "BertClassifier": "classifier",
@@ -45,7 +63,9 @@ def setting(default, help, choices=None):
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    run: str | None = setting(None, "a run folder (model.keras, tokenizer.json, labels.json)")
+    run: str | None = setting(
+        None, "a run folder (model.keras, preprocessor.json or tokenizer.json, labels.json)"
+    )
     model_path: str | None = setting(None, "a saved .keras model, when not a run folder")
     tokenizer_path: str | None = setting(None, "its tokenizer JSON (save_tokenizer's format)")
     pretrained: str | None = setting(None, "export a pretrained model instead", ("minilm",))
@@ -57,7 +77,9 @@ class Config:
         None, "comma-separated label names of a classifier (default: the run's labels.json)"
     )
     pooling: str = setting("auto", "encoder sentence pooling", ("auto", "mean", "cls", "pooler"))
-    max_sequence_length: int | None = setting(None, "truncate inputs to this many tokens")
+    max_sequence_length: int | None = setting(
+        None, "truncate inputs to this many tokens (default: the run's sequence length)"
+    )
     top_k: int = setting(5, "fill_mask: candidates per [MASK]")
     max_new_tokens: int = setting(32, "generate: default number of new tokens")
     warmup: bool = setting(True, "write assets.extra/tf_serving_warmup_requests")
@@ -114,8 +136,55 @@ def run_files(run):
     return model_path, tokenizer_path, labels_path if os.path.isfile(labels_path) else None
 
 
+def preprocessor_for(model, preprocessor):
+    """The preprocessor kind `model`'s export takes, keeping `preprocessor`'s tokenizer and length.
+
+    A masked-LM run's `MaskedLMPreprocessor` frames text as a `ClassifierPreprocessor` does, so
+    its encoder (`BertBackbone`) is served with one of those at the same sequence length.
+    """
+    for model_class, preprocessor_class in PREPROCESSORS:
+        if isinstance(model, model_class):
+            if isinstance(preprocessor, preprocessor_class):
+                return preprocessor
+            return preprocessor_class(preprocessor.tokenizer, preprocessor.sequence_length)
+    return preprocessor
+
+
+def run_preprocessor(run, model):
+    """A run folder's preprocessor for exporting `model`: its preprocessor.json if it has one.
+
+    Older run folders hold only tokenizer.json: the preprocessor is rebuilt from it and the
+    `sequence_length` of the run's config.json (what its training and evaluation used), with a
+    printed note; without either length, the export truncates at the model's maximum.
+    """
+    path = os.path.join(run, "preprocessor.json")
+    if os.path.isfile(path):
+        return preprocessor_for(model, load_preprocessor(path))
+    tokenizer = load_tokenizer(os.path.join(run, "tokenizer.json"))
+    config_path = os.path.join(run, "config.json")
+    length = None
+    if os.path.isfile(config_path):
+        with open(config_path, encoding="utf-8") as file:
+            length = json.load(file).get("sequence_length")
+    kind = next((p for m, p in PREPROCESSORS if isinstance(model, m)), None)
+    if not isinstance(length, int) or kind is None:
+        print(
+            f"[export] note: {run} has no preprocessor.json and its config.json gives no "
+            "sequence_length: inputs are truncated at the model's max_sequence_length.",
+            flush=True,
+        )
+        return tokenizer
+    print(
+        f"[export] note: {run} has no preprocessor.json (a run from before it was saved): "
+        f"using tokenizer.json and sequence_length={length} from config.json.",
+        flush=True,
+    )
+    return kind(tokenizer, length)
+
+
 def load_model_and_tokenizer(config):
-    """The model (or `PretrainedModel`), tokenizer, label names and default name a config names."""
+    """The model (or `PretrainedModel`), its preprocessor or tokenizer, label names and default
+    name that a config names (`--run`: the run's preprocessor, see `run_preprocessor`)."""
     given = [
         flag
         for flag, value in (
@@ -137,19 +206,20 @@ def load_model_and_tokenizer(config):
         return load_minilm(), None, None, config.pretrained
     label_names = None
     if config.run:
-        model_path, tokenizer_path, labels_path = run_files(config.run)
+        model_path, _, labels_path = run_files(config.run)
         label_names = read_label_names(labels_path) if labels_path else None
+        model = keras.saving.load_model(model_path, compile=False)
+        text = run_preprocessor(config.run, model)
     elif config.model_path:
-        model_path, tokenizer_path = config.model_path, config.tokenizer_path
-        if not os.path.isfile(model_path):
-            raise FileNotFoundError(f"--model-path {model_path!r}: no such file.")
+        if not os.path.isfile(config.model_path):
+            raise FileNotFoundError(f"--model-path {config.model_path!r}: no such file.")
+        model = keras.saving.load_model(config.model_path, compile=False)
+        text = load_tokenizer(config.tokenizer_path) if config.tokenizer_path else None
     else:
         raise ValueError(
             "Give --run (a run folder), --model-path (a .keras file) or --pretrained minilm."
         )
-    model = keras.saving.load_model(model_path, compile=False)
-    tokenizer = load_tokenizer(tokenizer_path) if tokenizer_path else None
-    return model, tokenizer, label_names, DEFAULT_NAMES.get(type(model).__name__, "model")
+    return model, text, label_names, DEFAULT_NAMES.get(type(model).__name__, "model")
 
 
 def class_names_for(config, model, label_names):

@@ -8,9 +8,11 @@ The classic character-level Shakespeare model is one command:
     python -m workflows pretrain --objective causal --tokens char --steps 2000
 
 Outputs (in --output-dir, default runs/pretrain-<time>/): config.json, model.keras,
-tokenizer.json, history.json, metrics.json, samples.txt, train_loss.json (the loss of every
-step) and tensorboard/ (`tensorboard --logdir <run>/tensorboard`). A killed run resumes from
-its last evaluation when started again with the same --output-dir.
+tokenizer.json, preprocessor.json (the tokenizer with the run's sequence length and special
+tokens, so `workflows export --run` serves text as the run trained), history.json,
+metrics.json, samples.txt, train_loss.json (the loss of every step) and tensorboard/
+(`tensorboard --logdir <run>/tensorboard`). A killed run resumes from its last evaluation
+when started again with the same --output-dir.
 """
 
 import dataclasses
@@ -31,6 +33,12 @@ from keras_transformer.models import (
     GPTBackbone,
     GPTCausalLM,
     size_arguments,
+)
+from keras_transformer.preprocessing import (
+    CausalLMPreprocessor,
+    MaskedLMPreprocessor,
+    Preprocessor,
+    save_preprocessor,
 )
 from keras_transformer.text import CharacterTokenizer, WordPieceTokenizer
 from keras_transformer.text.io import save_tokenizer
@@ -191,7 +199,20 @@ def split_passages(texts, max_chars):
     return [p for p in passages if p.strip()]
 
 
-def make_dataset(config, texts, tokenizer, batch_size, training):
+def make_preprocessor(config, tokenizer):
+    """The run's preprocessor: what `make_dataset` maps, saved as preprocessor.json."""
+    if config.objective == "causal":
+        return CausalLMPreprocessor(tokenizer, config.sequence_length)
+    return MaskedLMPreprocessor(
+        tokenizer, config.sequence_length, mask_selection_rate=config.mask_rate, seed=config.seed
+    )
+
+
+def make_dataset(config, texts, preprocessor, batch_size, training):
+    """Training or validation batches: `preprocessor` (or a tokenizer: the run's preprocessor
+    is built from it) mapped over the texts."""
+    if not isinstance(preprocessor, Preprocessor):
+        preprocessor = make_preprocessor(config, preprocessor)
     if config.objective == "masked":  # about 4 characters per WordPiece token, less [CLS]/[SEP]
         texts = split_passages(texts, max_chars=4 * (config.sequence_length - 2))
         if len(texts) < batch_size:
@@ -205,18 +226,17 @@ def make_dataset(config, texts, tokenizer, batch_size, training):
     if config.objective == "causal":
         return pipelines.causal_lm_dataset(
             texts_ds,
-            tokenizer,
-            config.sequence_length,
+            preprocessor,
+            None,
             batch_size,
             seed=config.seed,
             shuffle_buffer_size=shuffle,
         )
     return pipelines.masked_lm_dataset(
         texts_ds,
-        tokenizer,
-        config.sequence_length,
+        preprocessor,
+        None,
         batch_size,
-        mask_selection_rate=config.mask_rate,
         seed=config.seed,
         shuffle_buffer_size=shuffle,
         drop_remainder=True,
@@ -263,11 +283,13 @@ def run(config):
     print(f"[pretrain] preparing corpus {config.corpus!r} ...", flush=True)
     train_texts, validation_texts = load_corpus(config.corpus, config.seed)
     tokenizer = build_tokenizer(config, train_texts)
+    preprocessor = make_preprocessor(config, tokenizer)
     tokenizer_path = os.path.join(run_dir, "tokenizer.json")
     if place.chief:
         save_tokenizer(tokenizer, tokenizer_path)
-    train_ds = make_dataset(config, train_texts, tokenizer, config.batch_size, True).repeat()
-    validation_ds = make_dataset(config, validation_texts, tokenizer, config.batch_size, False)
+        save_preprocessor(preprocessor, os.path.join(run_dir, "preprocessor.json"))
+    train_ds = make_dataset(config, train_texts, preprocessor, config.batch_size, True).repeat()
+    validation_ds = make_dataset(config, validation_texts, preprocessor, config.batch_size, False)
     validation_ds = with_known_cardinality(validation_ds.take(config.eval_batches).cache())
 
     previous_policy = keras.config.dtype_policy()

@@ -1,5 +1,6 @@
-"""A run folder is what `export --run` takes: its model, tokenizer and label names travel to the
-served `label`; config.json names the workflow; a folder without a model is one clear error."""
+"""A run folder is what `export --run` takes: its model, preprocessor and label names travel to
+the served `label` and logits (truncated at the run's sequence length, as evaluation was);
+config.json names the workflow; a folder without a model is one clear error."""
 
 import csv
 import importlib
@@ -15,6 +16,11 @@ import test_classifier_workflows
 from test_classifier_workflows import NEGATIVE, POSITIVE, settings
 
 from keras_transformer.data import pipelines
+from keras_transformer.preprocessing import (
+    ClassifierPreprocessor,
+    MaskedLMPreprocessor,
+    load_preprocessor,
+)
 from keras_transformer.text.io import load_tokenizer
 from workflows import asis, export, pretrain, transfer
 from workflows.__main__ import WORKFLOWS, main
@@ -45,6 +51,14 @@ def transfer_run(base_run, labeled_csv, tmp_path_factory):
     return transfer.run(transfer.Config(**values)).run_dir
 
 
+@pytest.fixture(scope="module")
+def short_run(base_run, labeled_csv, tmp_path_factory):
+    """A transfer run at sequence_length 8, shorter than its base's maximum of 16."""
+    folder = tmp_path_factory.mktemp("short")
+    values = settings(labeled_csv, folder, init_from=base_run, epochs=1, learning_rate=1e-2)
+    return transfer.run(transfer.Config(**{**values, "sequence_length": 8})).run_dir
+
+
 def read_json(path):
     with open(path, encoding="utf-8") as file:
         return json.load(file)
@@ -57,11 +71,12 @@ def command(capsys, *argv):
     return code, out.out, [line for line in out.err.splitlines() if line.strip()]
 
 
-def in_memory_logits(run_dir, texts):
+def in_memory_logits(run_dir, texts, sequence_length=16):
+    """The run's model on `texts` batched as its evaluation was (`classification_dataset`)."""
     model = keras.saving.load_model(os.path.join(run_dir, "model.keras"))
     tokenizer = load_tokenizer(os.path.join(run_dir, "tokenizer.json"))
     examples = tf.data.Dataset.from_tensor_slices((texts, [0] * len(texts)))
-    batches = pipelines.classification_dataset(examples, tokenizer, 16, len(texts))
+    batches = pipelines.classification_dataset(examples, tokenizer, sequence_length, len(texts))
     return model.predict(batches.map(lambda x, y: x), verbose=0)
 
 
@@ -78,6 +93,44 @@ def test_exported_run_serves_the_label_words(transfer_run, tmp_path, capsys):
     labels = [label.decode() for label in served["label"].numpy()]
     assert labels == [["bad", "good"][k] for k in logits.argmax(-1)]
     np.testing.assert_allclose(served["logits"].numpy(), logits, atol=1e-4)
+
+
+# Far longer than the runs' sequence lengths (8 and 16 tokens).
+LONG = " ".join(TEXTS * 3)
+
+
+def served_logits(run, folder, name, texts):
+    result = export.run(export.Config(run=str(run), output_dir=str(folder), name=name))
+    signature = tf.saved_model.load(result.path).signatures["serving_default"]
+    return signature(text=tf.constant(texts))["logits"].numpy()
+
+
+def test_export_truncates_at_the_run_sequence_length(base_run, short_run, tmp_path):
+    texts = [LONG, TEXTS[0]]
+    served = served_logits(short_run, tmp_path, "short", texts)
+    np.testing.assert_allclose(served, in_memory_logits(short_run, texts, 8), atol=1e-5, rtol=0)
+    # At the model's maximum (16), the long text would be served other logits.
+    assert not np.allclose(served[0], in_memory_logits(short_run, texts, 16)[0], atol=1e-4)
+    saved = load_preprocessor(os.path.join(short_run, "preprocessor.json"))
+    assert isinstance(saved, ClassifierPreprocessor) and saved.sequence_length == 8
+    pretrained = load_preprocessor(os.path.join(base_run, "preprocessor.json"))
+    assert isinstance(pretrained, MaskedLMPreprocessor)
+    assert (
+        pretrained.sequence_length
+        == read_json(os.path.join(base_run, "config.json"))["sequence_length"]
+    )
+
+
+def test_a_run_without_preprocessor_json_uses_its_config_sequence_length(
+    short_run, tmp_path, capsys
+):
+    older = tmp_path / "older"
+    shutil.copytree(short_run, older)
+    os.remove(older / "preprocessor.json")
+    texts = [LONG, TEXTS[1]]
+    served = served_logits(older, tmp_path, "older", texts)
+    assert "has no preprocessor.json" in capsys.readouterr().out
+    np.testing.assert_allclose(served, in_memory_logits(short_run, texts, 8), atol=1e-5, rtol=0)
 
 
 def test_class_names_override_labels_json(transfer_run):
