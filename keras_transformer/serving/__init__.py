@@ -2,14 +2,17 @@
 
     from keras_transformer.serving import export, SavedModelPredictor
 
-    result = export(classifier, tokenizer, "saved_models", name="sentiment",
-                    class_names=["negative", "positive"])      # saved_models/sentiment/1/
+    result = export(classifier, preprocessor=preprocessor, path="saved_models",
+                    name="sentiment", class_names=["negative", "positive"])  # .../sentiment/1/
     SavedModelPredictor(result.base)("serving_default", texts=["Loved it!"])
 
 - `export`: writes `BASE/VERSION/` atomically (TF Serving's layout) with signatures that take
   raw strings (`serving_default`, `embed`, `fill_mask`, `generate`) and token ids
-  (`from_token_ids`), and `assets.extra/tf_serving_warmup_requests`. The graph holds only
-  core TensorFlow ops: stock TF Serving loads it without tensorflow-text.
+  (`from_token_ids`), `preprocess` (raw strings -> the model's input tensors) for BERT-style
+  models, and `assets.extra/tf_serving_warmup_requests`. Text goes through the task's
+  preprocessor (`keras_transformer.preprocessing`; pass the run's with `preprocessor=`), the
+  same object training maps over `tf.data`. The graph holds only core TensorFlow ops: stock TF
+  Serving loads it without tensorflow-text.
 - `SavedModelPredictor`, `predict`: run any signature of an export (defaults filled as TF
   Serving does); `python -m workflows predict` on the command line.
 - `rest_request`, `rest_response`, `rest_url`, `grpc_request`, `outputs_from_response`:
