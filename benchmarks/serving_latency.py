@@ -282,6 +282,8 @@ def benchmark_generation(repeats, with_xla=True):
                 top_k=tf.constant(0),
                 top_p=tf.constant(1.0),
                 seed=tf.constant(0),
+                num_beams=tf.constant(1),
+                length_penalty=tf.constant(1.0),
             )["token_ids"].numpy()
         for name, model in hub.items():
             contenders[name] = lambda m=model, ids=buffer, mask=buffer_mask: m.generate(

@@ -1,4 +1,5 @@
-"""In-graph generation: equal to `GPTCausalLM.generate` token for token (greedy); bad input."""
+"""In-graph generation: equal to `GPTCausalLM.generate` token for token (greedy and beam
+search); recorded defaults; bad input."""
 
 import numpy as np
 import pytest
@@ -23,10 +24,10 @@ def prompt_ids(exports, text, max_new_tokens):
     return [eos, *ids[len(ids) - keep :]] if len(ids) > keep else [eos, *ids]
 
 
-def expected_generation(exports, text, max_new_tokens):
+def expected_generation(exports, text, max_new_tokens, **settings):
     eos = exports.characters.token_to_id("[EOS]")
     prompt = prompt_ids(exports, text, max_new_tokens)
-    out = exports.lm.generate([prompt], max_new_tokens=max_new_tokens, end_token=eos)
+    out = exports.lm.generate([prompt], max_new_tokens=max_new_tokens, end_token=eos, **settings)
     new = out["token_ids"][0][len(prompt) :][out["padding_mask"][0][len(prompt) :]]
     return [int(t) for t in new if t != eos]
 
@@ -67,9 +68,40 @@ def test_defaults_are_recorded_and_used(generator):
         "top_k": 0,
         "top_p": 1.0,
         "seed": -1,
+        "num_beams": 1,
+        "length_penalty": 1.0,
     }
     outputs = generator("generate", texts=["To be"])
     assert outputs["token_ids"].shape[1] <= 6
+
+
+def test_beam_search_in_the_saved_model_equals_python_generate(exports, generator):
+    """num_beams=4 inside the SavedModel: `from_token_ids` gives `GPTCausalLM.generate`'s
+    ids exactly, and `generate` gives each prompt's own beam-search continuation."""
+    beams = {"num_beams": 4, "length_penalty": 0.5}
+    eos = exports.characters.token_to_id("[EOS]")
+    token_ids = np.array([[3, 10, 11, 12], [3, 20, 0, 0], [3, 0, 0, 0]], "int32")
+    padding_mask = np.array([[1, 1, 1, 1], [1, 1, 0, 0], [1, 0, 0, 0]], "int32")
+    outputs = generator(
+        "from_token_ids",
+        token_ids=token_ids,
+        padding_mask=padding_mask,
+        max_new_tokens=8,
+        **beams,
+    )
+    prompts = {"token_ids": token_ids, "padding_mask": padding_mask}
+    expected = exports.lm.generate(prompts, max_new_tokens=8, end_token=eos, **beams)
+    np.testing.assert_array_equal(outputs["token_ids"], expected["token_ids"])
+    np.testing.assert_array_equal(outputs["padding_mask"], expected["padding_mask"])
+    # The search differs from greedy decoding on at least one row.
+    greedy = exports.lm.generate(prompts, max_new_tokens=8, end_token=eos)
+    assert not np.array_equal(greedy["token_ids"], expected["token_ids"])
+
+    outputs = generator("generate", texts=PROMPTS, max_new_tokens=6, **beams)
+    for row, text in enumerate(PROMPTS):
+        expected = expected_generation(exports, text, 6, **beams)
+        length = int(outputs["padding_mask"][row].sum())
+        assert outputs["token_ids"][row, :length].tolist() == expected, text
 
 
 def test_sampling_is_reproducible_with_a_seed(generator):
@@ -101,6 +133,12 @@ def test_bad_scalar_inputs_give_clear_errors(generator):
         generator("generate", texts=["a"], max_new_tokens=0)
     with pytest.raises(tf.errors.InvalidArgumentError, match="top_p must be in"):
         generator("generate", texts=["a"], top_p=1.5, temperature=1.0)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"num_beams must be in \[1, 64\]"):
+        generator("generate", texts=["a"], num_beams=0)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="needs temperature 0"):
+        generator("generate", texts=["a"], num_beams=2, temperature=0.5)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="length_penalty must be a finite"):
+        generator("generate", texts=["a"], num_beams=2, length_penalty=float("inf"))
     with pytest.raises(tf.errors.InvalidArgumentError, match="max_sequence_length"):
         generator(
             "from_token_ids",

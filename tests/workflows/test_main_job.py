@@ -164,7 +164,8 @@ FRESH_CLIENT = textwrap.dedent(
         inputs = {key: tf.constant(texts)}
         if signature == "generate":
             inputs.update(max_new_tokens=tf.constant(20), temperature=tf.constant(1.0),
-                          top_k=tf.constant(5), top_p=tf.constant(1.0), seed=tf.constant(0))
+                          top_k=tf.constant(5), top_p=tf.constant(1.0), seed=tf.constant(0),
+                          num_beams=tf.constant(1), length_penalty=tf.constant(1.0))
         result = function(**inputs)
         out[name] = {k: v.numpy().tolist() if v.dtype != tf.string else
                      [x.decode() for x in v.numpy().ravel()] for k, v in result.items()}
