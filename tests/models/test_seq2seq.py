@@ -102,3 +102,22 @@ def test_bad_arguments():
         tiny_model(position_encoding="rotary")
     with pytest.raises(ValueError, match="max_sequence_length=16"):
         tiny_model().generate(batch(), start_token=1, max_new_tokens=100)
+
+
+def test_default_compile_comes_from_the_task_class():
+    """`Task.compile` with the class defaults: AdamW at the task's learning rate, accuracy
+    weighted by the sample weights; given metrics replace the default accuracy."""
+    from keras_transformer.models import GPTBackbone, GPTCausalLM
+
+    gpt = GPTCausalLM(GPTBackbone(V, 1, 2, 16, 32, max_sequence_length=16))
+    for model, learning_rate in ((tiny_model(), 1e-3), (gpt, 3e-4)):
+        model.compile()
+        assert isinstance(model.optimizer, keras.optimizers.AdamW)
+        assert np.isclose(float(model.optimizer.learning_rate), learning_rate)
+        assert model.optimizer.weight_decay == 0.01
+        config = model.get_compile_config()
+        assert config["metrics"] is None and len(config["weighted_metrics"]) == 1
+    model = tiny_model()
+    model.compile(metrics=["accuracy"])
+    config = model.get_compile_config()
+    assert config["weighted_metrics"] is None and config["metrics"] == ["accuracy"]
