@@ -4,9 +4,10 @@
     tokenizer = load_tokenizer("runs/x/tokenizer.json")
 
 Any tokenizer layer of `keras_transformer.text` round-trips (`WordPieceTokenizer`,
-`CharacterTokenizer`): the file holds `keras.saving.serialize_keras_object(tokenizer)`, so the
-class is recorded with its registered name and rebuilt from its config. The write goes through
-a temporary file and a rename, so a reader never sees half a file.
+`CharacterTokenizer`, `BytePairTokenizer`): the file holds
+`keras.saving.serialize_keras_object(tokenizer)`, so the class is recorded with its registered
+name and rebuilt from its config. The write goes through a temporary file and a rename, so a
+reader never sees half a file.
 """
 
 import json
@@ -16,7 +17,7 @@ import tempfile
 import keras
 
 # Importing the modules registers the tokenizer classes with Keras.
-from keras_transformer.text import char_tokenizer, wordpiece  # noqa: F401
+from keras_transformer.text import byte_pair, char_tokenizer, wordpiece  # noqa: F401
 
 
 def save_tokenizer(tokenizer, path):
