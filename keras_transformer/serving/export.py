@@ -24,7 +24,7 @@ from keras_transformer.models import (
     GPTBackbone,
     GPTCausalLM,
 )
-from keras_transformer.preprocessing import CausalLMPreprocessor, Preprocessor
+from keras_transformer.preprocessing import Preprocessor
 from keras_transformer.serving.generation import CausalLMModule
 from keras_transformer.serving.layout import atomic_version_dir, resolve_version_path
 from keras_transformer.serving.signatures import ClassifierModule, EncoderModule, MaskedLMModule
@@ -123,13 +123,7 @@ def serving_module(model, tokenizer=None, preprocessor=None, **options):
                 "`preprocessor` must be a preprocessor of keras_transformer.preprocessing. "
                 f"Received: {type(preprocessor).__name__}"
             )
-        if isinstance(preprocessor, CausalLMPreprocessor):
-            # The generation module takes the tokenizer and the preprocessor's tokens.
-            options.setdefault("prompt_start_token", preprocessor.start_token)
-            options.setdefault("end_token", preprocessor.end_token)
-            tokenizer = preprocessor.tokenizer
-        else:
-            tokenizer = preprocessor
+        tokenizer = preprocessor  # Every module takes its preprocessor in the tokenizer's place.
     model, tokenizer = _unwrap_pretrained(model, tokenizer, options)
     kinds = (
         (BertClassifier, ClassifierModule, ("class_names", "max_sequence_length", "special_ids")),

@@ -7,7 +7,11 @@ import tensorflow as tf
 from serving_helpers import TEXTS, bert_backbone, bert_inputs, padded_bert_batch
 
 from keras_transformer.models import BertClassifier
-from keras_transformer.preprocessing import ClassifierPreprocessor, MaskedLMPreprocessor
+from keras_transformer.preprocessing import (
+    CausalLMPreprocessor,
+    ClassifierPreprocessor,
+    MaskedLMPreprocessor,
+)
 from keras_transformer.serving import SavedModelPredictor, export, read_warmup_requests
 
 LONG = "the movie was great and paris is the capital of france " * 4  # 48 words.
@@ -87,3 +91,18 @@ def test_mismatched_preprocessors_fail_clearly(exports, tmp_path):
         )
     with pytest.raises(ValueError, match="not both"):
         export(exports.classifier, exports.word_pieces, tmp_path, name="c", preprocessor=too_long)
+
+
+def test_a_causal_lm_export_takes_its_preprocessor(exports, tmp_path):
+    preprocessor = CausalLMPreprocessor(exports.characters, 12, start_token="[BOS]")
+    result = export(exports.lm, preprocessor=preprocessor, path=tmp_path, name="lm")
+    prompts = ["To be, or not", "", "ROMEO: 🙂"]
+    served = SavedModelPredictor(result.path)("generate", texts=prompts, max_new_tokens=5)
+    start = exports.characters.token_to_id("[BOS]")
+    for prompt, ids in zip(prompts, served["token_ids"].tolist(), strict=True):
+        prompt_ids = [start, *exports.characters([prompt]).to_list()[0]]
+        expected = exports.lm.generate([prompt_ids], max_new_tokens=5)["token_ids"][0]
+        new = [i for i in np.asarray(expected)[len(prompt_ids) :].tolist()]
+        end = exports.characters.token_to_id("[EOS]")
+        new = new[: new.index(end)] if end in new else new
+        assert ids[: len(new)] == new and not any(ids[len(new) :])
