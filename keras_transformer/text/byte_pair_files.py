@@ -16,6 +16,7 @@ the vocabulary whose concatenation is in the vocabulary too.
 
 import json
 import os
+import re
 import tempfile
 
 MERGES_HEADER = "#version: 0.2"
@@ -58,14 +59,12 @@ def symbols_to_bytes(token):
 # Validation shared by every source.
 
 
-def _line_of(raw, token):
-    """The 1-based line of `token`'s key in a JSON text, or None if it cannot be found."""
+def _line_of(raw, token, occurrence=1):
+    """The 1-based line of `token`'s `occurrence`-th key in a JSON text, or None."""
     for key in (json.dumps(token), json.dumps(token, ensure_ascii=False)):
-        at = raw.find(key + ":")
-        if at < 0:
-            at = raw.find(key + " :")
-        if at >= 0:
-            return raw.count("\n", 0, at) + 1
+        found = [m.start() for m in re.finditer(re.escape(key) + r"\s*:", raw)]
+        if len(found) >= occurrence:
+            return raw.count("\n", 0, found[occurrence - 1]) + 1
     return None
 
 
@@ -92,7 +91,8 @@ def vocabulary_from_ids(token_ids, source="vocabulary", raw=None):
     seen = {}
     pairs = token_ids.items() if isinstance(token_ids, dict) else token_ids
     for token, token_id in pairs:
-        line = _line_of(raw, token) if raw is not None else None
+        occurrence = 2 if token in seen else 1
+        line = _line_of(raw, token, occurrence) if raw is not None else None
         if not isinstance(token, str) or not token:
             raise ValueError(
                 f"{_where(source, line)}: every token must be a non-empty string. "
