@@ -232,13 +232,12 @@ def export_models(folder, saved_models_dir, sources):
     import keras
 
     from keras_transformer.serving import export
-    from keras_transformer.text.io import load_tokenizer
+    from workflows.export import run_preprocessor
 
     exports = {}
     for name, (run_dir, kind) in sources.items():
         print(f"[main] exporting {name} ({kind}) from {run_dir} ...", flush=True)
         model = keras.saving.load_model(os.path.join(run_dir, "model.keras"), compile=False)
-        tokenizer = load_tokenizer(os.path.join(run_dir, "tokenizer.json"))
         options = {}
         if kind == "classifier":
             options["class_names"] = read_json(os.path.join(run_dir, "labels.json"))
@@ -246,7 +245,9 @@ def export_models(folder, saved_models_dir, sources):
             model, options["pooling"] = model.backbone, "mean"
         else:
             options["max_new_tokens"] = min(200, model.backbone.max_sequence_length - 16)
-        result = export(model, tokenizer, saved_models_dir, name=name, **options)
+        # The run's preprocessor: served text is truncated as the run trained and evaluated.
+        preprocessor = run_preprocessor(run_dir, model)
+        result = export(model, preprocessor, saved_models_dir, name=name, **options)
         exports[name] = {
             "path": os.path.abspath(result.path),
             "base": os.path.abspath(result.base),
