@@ -116,9 +116,11 @@ class BytePairTokenizer(VocabularyTokenizer):
         ranks = {}
         for rank, (a, b) in enumerate(pairs):
             ranks[token_to_id[a] * size + token_to_id[b]] = rank
+        # A table cannot be empty: key -1 (no pair) pads it.
         self._pair_ranks = tf.lookup.StaticHashTable(
             tf.lookup.KeyValueTensorInitializer(
-                tf.constant(list(ranks), tf.int64), tf.constant(list(ranks.values()), tf.int32)
+                tf.constant([-1, *ranks], tf.int64),
+                tf.constant([INF_RANK, *ranks.values()], tf.int32),
             ),
             default_value=INF_RANK,
         )
@@ -153,20 +155,23 @@ class BytePairTokenizer(VocabularyTokenizer):
             for token, raw in zip(self.vocabulary, strings, strict=True)
             if token not in special and files.symbols_to_bytes(token) is not None
         ]
-        with tf.init_scope():
-            ids, counts = merge_words(
-                tf.constant(words, tf.string),
-                self._byte_ids,
-                self._pair_ranks,
-                self._merged_ids,
-                len(self.vocabulary),
-            )
-            ids, counts = ids.numpy().tolist(), counts.numpy().tolist()
         entries = {}
-        start = 0
-        for word, count in zip(words, counts, strict=True):
-            entries[word] = ids[start : start + count]
-            start += count
+        with tf.init_scope():
+            # Built eagerly by the graph's own merges; a layer made inside a TF1 graph (no
+            # eager execution) caches its special tokens only.
+            if tf.executing_eagerly():
+                ids, counts = merge_words(
+                    tf.constant(words, tf.string),
+                    self._byte_ids,
+                    self._pair_ranks,
+                    self._merged_ids,
+                    len(self.vocabulary),
+                )
+                ids, counts = ids.numpy().tolist(), counts.numpy().tolist()
+                start = 0
+                for word, count in zip(words, counts, strict=True):
+                    entries[word] = ids[start : start + count]
+                    start += count
         for token in self.special_tokens:
             entries[token.encode()] = [self._token_to_id[token]]
         flat, starts, lengths = [], [], []
@@ -174,9 +179,11 @@ class BytePairTokenizer(VocabularyTokenizer):
             starts.append(len(flat))
             lengths.append(len(word_ids))
             flat.extend(word_ids)
+        # The empty string (never a word) pads the table, which cannot be empty.
         self._cache_table = tf.lookup.StaticHashTable(
             tf.lookup.KeyValueTensorInitializer(
-                tf.constant(list(entries), tf.string), tf.range(len(entries), dtype=tf.int32)
+                tf.constant([b"", *entries], tf.string),
+                tf.range(-1, len(entries), dtype=tf.int32),
             ),
             default_value=-1,
         )

@@ -256,7 +256,11 @@ def merge_words(words, byte_ids, pair_ranks, merged_ids, vocabulary_size):
         input=words, input_encoding="ISO-8859-1", errors="replace", Tsplits=tf.int32
     )  # Latin-1: one code point per byte, equal to the byte.
     symbols = tf.gather(byte_ids, codes)  # (K,)
-    word = row_ids(char_splits, tf.size(codes))  # (K,)
+    # The word of each symbol (RaggedTensorToSparse is cheaper than a cumulative sum here).
+    indices, _, _ = tf.raw_ops.RaggedTensorToSparse(
+        rt_nested_splits=[char_splits], rt_dense_values=codes
+    )
+    word = tf.cast(indices[:, 0], tf.int32)  # (K,)
 
     def rank_of(left, right):
         keys = tf.cast(left, tf.int64) * vocabulary_size + tf.cast(right, tf.int64)
@@ -269,17 +273,14 @@ def merge_words(words, byte_ids, pair_ranks, merged_ids, vocabulary_size):
 
     def step(i, symbols, word, rank, out_symbols, out_words):
         n = tf.size(symbols)
-        lowest = tf.math.unsorted_segment_min(rank, word, num_words)  # (M,)
-        is_lowest = tf.equal(rank, tf.gather(lowest, word)) & (rank < INF_RANK)  # (n,)
-        # Overlapping occurrences ("a a a") merge left to right: in each run of consecutive
-        # candidates take the first, third, ...
-        position = tf.range(n)
-        starts = is_lowest & ~_shift_right(is_lowest, False)
-        run_start = tf.gather(
-            tf.concat([[0], tf.boolean_mask(position, starts)], axis=0),
-            tf.cumsum(tf.cast(starts, tf.int32)),
-        )
-        chosen = is_lowest & tf.equal((position - run_start) % 2, 0)
+        lowest = tf.gather(tf.math.unsorted_segment_min(rank, word, num_words), word)  # (n,)
+        # Words without a pair to merge are done: their symbols leave the loop.
+        done = tf.equal(lowest, INF_RANK)
+        is_lowest = tf.equal(rank, lowest) & ~done
+        # Overlapping occurrences ("a a a") merge left to right: of a run of consecutive
+        # candidates only the first merges in this step (the next one no longer exists, and
+        # the rest merge in the steps after, as tokenizers would merge them).
+        chosen = is_lowest & ~_shift_right(is_lowest, False)
         # The chosen merges (C,) and the pairs they create with their neighbours: on the left
         # (symbol p - 1, or the merge at p - 2), on the right (symbol p + 2, as it is when
         # tokenizers makes the merge at p).
@@ -300,33 +301,36 @@ def merge_words(words, byte_ids, pair_ranks, merged_ids, vocabulary_size):
         leftmost = tf.equal(
             at, tf.gather(tf.math.unsorted_segment_min(at, at_word, num_words), at_word)
         )
-        keep_merge = tf.equal(tf.gather(word_unsafe, at_word), 0) | leftmost
-        at = tf.boolean_mask(at, keep_merge)
-        merged = tf.boolean_mask(merged, keep_merge)
-        has_left = tf.boolean_mask(has_left & ~merged_before, keep_merge)
-        has_right = tf.boolean_mask(has_right, keep_merge)
-        left_rank = tf.boolean_mask(left_rank, keep_merge)
-        right_rank = tf.boolean_mask(right_rank, keep_merge)
-        chosen = _scatter_true(at, n)
+        kept = tf.cast(
+            tf.where(tf.equal(tf.gather(word_unsafe, at_word), 0) | leftmost)[:, 0], tf.int32
+        )
+        at = tf.gather(at, kept)
+        merged = tf.gather(merged, kept)
+        has_left = tf.gather(has_left & ~merged_before, kept)
+        has_right = tf.gather(has_right, kept)
+        left_rank = tf.gather(left_rank, kept)
+        right_rank = tf.gather(right_rank, kept)
+        chosen = _scatter_true(at, n)  # (n,)
         # Two adjacent merges of the same pair make the pair (merged, merged).
         merged_after = has_right & tf.gather(chosen, tf.minimum(at + 2, n - 1))
         right_rank = tf.where(merged_after, rank_of(merged, merged), right_rank)
-        # Words without a pair to merge are done: their symbols leave the loop.
-        done = tf.equal(tf.gather(lowest, word), INF_RANK)  # (n,)
-        out_symbols = out_symbols.write(i, tf.boolean_mask(symbols, done))
-        out_words = out_words.write(i, tf.boolean_mask(word, done))
+        finished = tf.where(done)[:, 0]
+        out_symbols = out_symbols.write(i, tf.gather(symbols, finished))
+        out_words = out_words.write(i, tf.gather(word, finished))
+        # Write the merged symbols and the ranks of the pairs they start or end, then drop
+        # the symbols merged into their left neighbour and the finished words.
         symbols = tf.tensor_scatter_nd_update(symbols, at[:, None], merged)
-        rank = tf.tensor_scatter_nd_update(rank, at[:, None], right_rank)
-        left_at = tf.boolean_mask(at - 1, has_left)
         rank = tf.tensor_scatter_nd_update(
-            rank, left_at[:, None], tf.boolean_mask(left_rank, has_left)
+            rank,
+            tf.concat([at, tf.boolean_mask(at - 1, has_left)], axis=0)[:, None],
+            tf.concat([right_rank, tf.boolean_mask(left_rank, has_left)], axis=0),
         )
-        keep = ~_scatter_true(at + 1, n) & ~done
+        keep = tf.where(~_shift_right(chosen, False) & ~done)[:, 0]
         return (
             i + 1,
-            tf.boolean_mask(symbols, keep),
-            tf.boolean_mask(word, keep),
-            tf.boolean_mask(rank, keep),
+            tf.gather(symbols, keep),
+            tf.gather(word, keep),
+            tf.gather(rank, keep),
             out_symbols,
             out_words,
         )
