@@ -7,6 +7,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_transformer.preprocessing import ClassifierPreprocessor
 from keras_transformer.pretrained.pooling import SentencePooling
 from keras_transformer.pretrained.tokenizer import SpecialTokens
 
@@ -50,17 +51,17 @@ class PretrainedModel:
         """True for BERT-family models (which have `encode` and `embed`)."""
         return self.architecture != "gpt2"
 
-    def encode(self, texts, sequence_length=None):
-        """Tokenize texts into the padded model inputs `[CLS] tokens [SEP] [PAD]...`.
+    def make_preprocessor(self, sequence_length=None):
+        """The `ClassifierPreprocessor` framing texts for this encoder: `[CLS] tokens [SEP]`.
 
         Args:
-            texts: str or list of str.
             sequence_length: int or None. Truncate to this many tokens ([CLS] and [SEP]
                 included). Defaults to the pooling's `max_sequence_length`, else the model's
-                `max_sequence_length`. Rows are padded to the longest row.
+                `max_sequence_length` (and never more than the model's).
 
         Returns:
-            dict of int32 numpy arrays `"token_ids"` and `"padding_mask"`, (B, T).
+            A `ClassifierPreprocessor` with the checkpoint's tokenizer and special tokens.
+            The pooling's `lowercase_input` is not part of it: `encode` lower-cases first.
         """
         if self.tokenizer is None:
             reason = (
@@ -72,6 +73,36 @@ class PretrainedModel:
                 f"This {self.architecture} checkpoint has no tokenizer here ({reason}). "
                 "Tokenize with the checkpoint's own tokenizer and pass token ids to `.model`."
             )
+        limit = sequence_length or (self.pooling and self.pooling.max_sequence_length)
+        limit = min(limit or self.backbone.max_sequence_length, self.backbone.max_sequence_length)
+        if limit < 3:
+            raise ValueError(f"`sequence_length` must be at least 3. Received: {limit}")
+        vocabulary = self.tokenizer.get_vocabulary()
+        special = self.special_tokens
+        return ClassifierPreprocessor(
+            self.tokenizer,
+            limit,
+            cls_token=vocabulary[special.cls_id],
+            sep_token=vocabulary[special.sep_id],
+            pad_token=vocabulary[special.pad_id],
+        )
+
+    def encode(self, texts, sequence_length=None):
+        """Tokenize texts into the padded model inputs `[CLS] tokens [SEP] [PAD]...`.
+
+        The texts go through `make_preprocessor(sequence_length)` (lower-cased first when the
+        pooling says `lowercase_input`); rows are padded to the longest row.
+
+        Args:
+            texts: str or list of str.
+            sequence_length: int or None. Truncate to this many tokens ([CLS] and [SEP]
+                included). Defaults to the pooling's `max_sequence_length`, else the model's
+                `max_sequence_length`.
+
+        Returns:
+            dict of int32 numpy arrays `"token_ids"` and `"padding_mask"`, (B, T).
+        """
+        preprocessor = self.make_preprocessor(sequence_length)
         if isinstance(texts, str):
             texts = [texts]
         texts = list(texts)
@@ -79,22 +110,11 @@ class PretrainedModel:
             raise ValueError("`texts` is empty: pass at least one string.")
         if self.pooling is not None and self.pooling.lowercase_input:
             texts = [text.lower() for text in texts]
-        limit = sequence_length or (self.pooling and self.pooling.max_sequence_length)
-        limit = min(limit or self.backbone.max_sequence_length, self.backbone.max_sequence_length)
-        if limit < 3:
-            raise ValueError(f"`sequence_length` must be at least 3. Received: {limit}")
-        special = self.special_tokens
-        rows = [
-            [special.cls_id, *ids[: limit - 2], special.sep_id]
-            for ids in self.tokenizer(tf.constant(texts, tf.string)).to_list()
-        ]
-        width = max(len(row) for row in rows)
-        token_ids = np.full((len(rows), width), special.pad_id, dtype="int32")
-        padding_mask = np.zeros((len(rows), width), dtype="int32")
-        for i, row in enumerate(rows):
-            token_ids[i, : len(row)] = row
-            padding_mask[i, : len(row)] = 1
-        return {"token_ids": token_ids, "padding_mask": padding_mask}
+        x = preprocessor(tf.constant(texts, tf.string), pad_to_longest=True)
+        return {
+            "token_ids": np.asarray(x["token_ids"], "int32"),
+            "padding_mask": np.asarray(x["padding_mask"], "int32"),
+        }
 
     def embed(self, texts, batch_size=32):
         """Sentence embeddings with the pooling and normalization the folder declares.
