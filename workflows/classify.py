@@ -48,7 +48,11 @@ class ClassifierConfig:
     weight_decay: float = setting(0.01, "AdamW weight decay")
     clip_norm: float = setting(1.0, "global gradient-norm clipping (0: none)")
     dropout: float = setting(0.1, "dropout in the head")
-    pooling: str = setting("auto", "auto, cls or mean", ("auto", "cls", "mean"))
+    pooling: str = setting(
+        "auto",
+        "auto (the base's), cls (raw [CLS] vector), pooler (BERT's tanh pooler) or mean",
+        ("auto", "cls", "pooler", "mean"),
+    )
     patience: int = setting(0, "early stopping patience in epochs (0: off)")
     max_seconds: float = setting(0.0, "stop training after this many seconds (0: no limit)")
     strategy: str = setting("auto", "tf.distribute strategy name")
@@ -151,11 +155,16 @@ def load_base(init_from):
                 f"{init_from} holds a {type(loaded.backbone).__name__}; classifiers need a "
                 "BERT-style encoder."
             )
-        modes = loaded.pooling.modes if loaded.pooling else ("cls",)
+        # A sentence-transformers folder declares its pooling ("cls" there is the raw [CLS]
+        # vector); a plain checkpoint gets BERT's own classification input, the pooler.
+        if loaded.pooling is None:
+            pooling = "pooler"
+        else:
+            pooling = "mean" if "mean" in loaded.pooling.modes else "cls"
         return Base(
             loaded.backbone,
             loaded.tokenizer,
-            "mean" if "mean" in modes else "cls",
+            pooling,
             description=f"Hugging Face checkpoint {init_from}",
         )
     model_path = os.path.join(init_from, "model.keras")

@@ -18,6 +18,7 @@ import typing
 import keras
 from keras import ops
 
+from keras_transformer.layers.pooling import pool
 from keras_transformer.models import BertBackbone, BertClassifier
 from workflows import classify
 from workflows.config import setting
@@ -59,6 +60,26 @@ class Distiller(keras.Model):
     def call(self, inputs, training=None):
         return self.student(inputs, training=training)
 
+    @property
+    def trainable_weights(self):
+        # The student's own list: it leaves out a pooler its pooling never reads (Keras would
+        # otherwise warn every step that the pooler gets no gradient).
+        return self.student.trainable_weights
+
+    @property
+    def trainable_variables(self):
+        return self.student.trainable_variables
+
+    @property
+    def non_trainable_weights(self):
+        trainable = {id(v) for v in self.trainable_weights}
+        return [v for v in self.weights if id(v) not in trainable]
+
+    @property
+    def non_trainable_variables(self):
+        trainable = {id(v) for v in self.trainable_variables}
+        return [v for v in self.variables if id(v) not in trainable]
+
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         t = self.temperature
         teacher_logits = ops.cast(self.teacher(x, training=False), "float32")
@@ -74,9 +95,12 @@ class Distiller(keras.Model):
         )
         loss = self.alpha * t * t * ops.mean(kl)
         loss = loss + (1.0 - self.alpha) * self.hard_loss(y, student_logits)
-        if self.cosine_weight:
-            teacher_vector = self.teacher.backbone(x, training=False)["pooled_output"]
-            student_vector = self.student.backbone(x, training=training)["pooled_output"]
+        if self.cosine_weight:  # the vectors each classifier pools (its `pooling`)
+            mask = x["padding_mask"]
+            teacher_outputs = self.teacher.backbone(x, training=False)
+            teacher_vector = pool(teacher_outputs, mask, self.teacher.pooling)
+            student_outputs = self.student.backbone(x, training=training)
+            student_vector = pool(student_outputs, mask, self.student.pooling)
             cosine = ops.sum(
                 ops.normalize(ops.cast(teacher_vector, "float32"), axis=-1)
                 * ops.normalize(ops.cast(student_vector, "float32"), axis=-1),

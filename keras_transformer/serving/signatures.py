@@ -23,6 +23,7 @@ positions are those of the training pipeline, padded to `sequence_length`.
 import numpy as np
 import tensorflow as tf
 
+from keras_transformer.layers.pooling import check_pooling, pool
 from keras_transformer.preprocessing import (
     ClassifierPreprocessor,
     MaskedLMPreprocessor,
@@ -35,7 +36,6 @@ TEXT_SPEC = tf.TensorSpec([None], tf.string, name="text")
 TEXT_PAIR_SPEC = tf.TensorSpec([None], tf.string, name="text_pair")
 TOKEN_IDS_SPEC = tf.TensorSpec([None, None], tf.int32, name="token_ids")
 PADDING_MASK_SPEC = tf.TensorSpec([None, None], tf.int32, name="padding_mask")
-POOLINGS = ("mean", "cls", "pooler")
 SAMPLE_TEXTS = (
     "A gripping story, beautifully told.",
     "",
@@ -331,10 +331,8 @@ class EncoderModule(_BertModule):
         self, backbone, tokenizer, pooling="mean", max_sequence_length=None, special_ids=None
     ):
         super().__init__(backbone, backbone, tokenizer, max_sequence_length, special_ids, "encoder")
-        if not callable(pooling) and pooling not in POOLINGS:
-            raise ValueError(
-                f"`pooling` must be one of {POOLINGS} or a callable. Received: {pooling!r}"
-            )
+        if not callable(pooling):
+            check_pooling(pooling)
         self.pooling = pooling
         self.make_text_functions(self._serve_text)
         self.from_token_ids = tf.function(
@@ -351,16 +349,11 @@ class EncoderModule(_BertModule):
     def _embed(self, token_ids, padding_mask):
         outputs = self.model({"token_ids": token_ids, "padding_mask": padding_mask}, training=False)
         sequence = tf.cast(outputs["sequence_output"], tf.float32)  # (B, T, H)
-        if self.pooling == "pooler":
-            sentence = tf.cast(outputs["pooled_output"], tf.float32)
-        elif self.pooling == "cls":
-            sentence = sequence[:, 0, :]
-        elif self.pooling == "mean":
-            mask = tf.cast(padding_mask, tf.float32)[:, :, tf.newaxis]  # (B, T, 1)
-            total = tf.reduce_sum(sequence * mask, axis=1)
-            sentence = total / tf.maximum(tf.reduce_sum(mask, axis=1), 1.0)
-        else:
+        if callable(self.pooling):
             sentence = tf.cast(self.pooling(sequence, padding_mask), tf.float32)
+        else:  # the names of keras_transformer.layers.pooling, computed in float32
+            float_outputs = {"sequence_output": sequence, "pooled_output": outputs["pooled_output"]}
+            sentence = tf.cast(pool(float_outputs, padding_mask, self.pooling), tf.float32)
         return {"token_embeddings": sequence, "sentence_embedding": sentence}
 
 

@@ -41,7 +41,7 @@ def tiny_classifier(num_layers, seed):
         max_sequence_length=16,
         dropout=0.0,
     )
-    return randomized(BertClassifier(backbone, num_classes=3, pooling="cls", dropout=0.0), seed)
+    return randomized(BertClassifier(backbone, num_classes=3, pooling="pooler", dropout=0.0), seed)
 
 
 def padded_batch(seed=0):
@@ -187,3 +187,49 @@ def test_student_without_teacher_initialisation_is_not_a_copy():
     ours = np.asarray(student.backbone.transformer_blocks[0].weights[0])
     theirs = np.asarray(teacher.backbone.transformer_blocks[0].weights[0])
     assert ours.shape == theirs.shape and not np.array_equal(ours, theirs)
+
+
+def numpy_mean_vectors(model, x):
+    sequence = np.asarray(model.backbone(x, training=False)["sequence_output"], "float64")
+    lengths = x["padding_mask"].sum(axis=1)
+    return np.stack([sequence[i, :n].mean(axis=0) for i, n in enumerate(lengths)])
+
+
+def test_cosine_term_uses_the_vectors_the_classifiers_pool():
+    teacher = tiny_classifier(num_layers=4, seed=2)
+    student = tiny_classifier(num_layers=2, seed=3)
+    teacher.pooling = student.pooling = "mean"  # what their heads would read under "mean"
+    x = padded_batch(seed=4)
+    t_vec, s_vec = numpy_mean_vectors(teacher, x), numpy_mean_vectors(student, x)
+    cos = (t_vec * s_vec).sum(-1) / (
+        np.linalg.norm(t_vec, axis=-1) * np.linalg.norm(s_vec, axis=-1)
+    )
+    only_cosine = distiller_loss(teacher, student, x, LABELS, 0.0, 2.0, 1.0)
+    hard = numpy_losses(teacher, student, x, LABELS, temperature=2.0)[1]
+    np.testing.assert_allclose(only_cosine - hard, (1.0 - cos).mean(), rtol=1e-5, atol=1e-6)
+
+
+def test_a_mean_pooling_student_trains_without_touching_or_warning_about_the_pooler():
+    import warnings
+
+    import keras
+
+    def mean_classifier(num_layers, seed):
+        model = tiny_classifier(num_layers, seed)
+        return randomized(
+            BertClassifier(model.backbone, num_classes=3, pooling="mean", dropout=0.0), seed
+        )
+
+    teacher, student = mean_classifier(4, 5), mean_classifier(2, 6)
+    model = distill.Distiller(teacher, student, 0.5, 2.0, 0.0)
+    pooler = {id(w) for w in student.backbone.pooler.weights}
+    assert not pooler & {id(w) for w in model.trainable_variables}
+    assert pooler <= {id(w) for w in model.non_trainable_variables}
+    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    before = [np.array(w) for w in student.backbone.pooler.weights]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.fit(padded_batch(seed=7), LABELS, epochs=2, verbose=0)
+    assert not [w for w in caught if "Gradients do not exist" in str(w.message)]
+    for b, w in zip(before, student.backbone.pooler.weights, strict=True):
+        np.testing.assert_array_equal(b, np.asarray(w))
