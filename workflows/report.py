@@ -73,49 +73,59 @@ def attention_weights(backbone, token_ids, padding_mask, layer):
 
 
 def attention_probe(context):
-    """Tokens and the (T, T) weights of the chosen layer and head, with what was chosen."""
+    """Tokens and the (T, T) weights of the chosen layer and head, with what was chosen.
+
+    The sentence is framed as the encoder's `embed` export frames it: MiniLM's
+    `make_preprocessor()`, or the `ClassifierPreprocessor` of our BERT run's preprocessor.json
+    (tokenizer.json and the run's sequence length in older run folders).
+    """
     import keras
     import numpy as np
     import tensorflow as tf
 
-    from keras_transformer.serving import serving_module
-    from keras_transformer.text.io import load_tokenizer
+    from keras_transformer.preprocessing import ClassifierPreprocessor, Preprocessor
+    from workflows.export import run_preprocessor
 
     which, layer, head, sentence = context.attention
     if which == "minilm":
         from keras_transformer.pretrained import load_minilm
 
-        module = serving_module(load_minilm(task="backbone"))
+        pretrained = load_minilm(task="backbone")
+        backbone, preprocessor = pretrained.model, pretrained.make_preprocessor()
         name = "pretrained MiniLM (all-MiniLM-L6-v2)"
     else:
-        model = keras.saving.load_model(context.bert["model_path"], compile=False)
-        tokenizer = load_tokenizer(os.path.join(context.bert["run_dir"], "tokenizer.json"))
-        module = serving_module(model.backbone, tokenizer)
+        backbone = keras.saving.load_model(context.bert["model_path"], compile=False).backbone
+        preprocessor = run_preprocessor(context.bert["run_dir"], backbone)
+        if not isinstance(preprocessor, Preprocessor):  # a bare tokenizer: the model's length
+            preprocessor = ClassifierPreprocessor(preprocessor, backbone.max_sequence_length)
         name = "our pretrained BERT"
-    backbone = module.model
     layer = min(max(layer, 0), backbone.num_layers - 1)
     head = min(max(head, 0), backbone.num_heads - 1)
-    token_ids, padding_mask = module.pack(tf.constant([sentence]))
-    length = int(tf.reduce_sum(padding_mask[0]))
-    token_ids, padding_mask = token_ids[:, :length], padding_mask[:, :length]
+    x = preprocessor(tf.constant([sentence]), pad_to_longest=True)  # (1, T): real tokens only
+    token_ids = tf.cast(x["token_ids"], tf.int32)
+    padding_mask = tf.cast(x["padding_mask"], tf.int32)
     scores = attention_weights(backbone, token_ids, padding_mask, layer)  # (1, N, T, T)
-    vocabulary = module.tokenizer.get_vocabulary()
+    vocabulary = preprocessor.tokenizer.get_vocabulary()
     tokens = [vocabulary[i] for i in token_ids[0].numpy()]
     weights = np.asarray(scores[0, head], "float32")
     return {"model": name, "layer": layer, "head": head, "tokens": tokens, "weights": weights}
 
 
 def masked_predictions(context, sentences=MASKED_SENTENCES, top_k=5):
-    """Top-k words for each [MASK] from our masked LM: `[(sentence, [(token, p), ...])]`."""
+    """Top-k words for each [MASK] from our masked LM: `[(sentence, [(token, p), ...])]`.
+
+    The texts go through the `fill_mask` export's code with the BERT run's preprocessor
+    (preprocessor.json, or one rebuilt from tokenizer.json in older run folders).
+    """
     import keras
     import tensorflow as tf
 
     from keras_transformer.serving.signatures import MaskedLMModule
-    from keras_transformer.text.io import load_tokenizer
+    from workflows.export import run_preprocessor
 
     model = keras.saving.load_model(context.bert["model_path"], compile=False)
-    tokenizer = load_tokenizer(os.path.join(context.bert["run_dir"], "tokenizer.json"))
-    out = MaskedLMModule(model, tokenizer, top_k=top_k)._serve_text(tf.constant(sentences))
+    preprocessor = run_preprocessor(context.bert["run_dir"], model)
+    out = MaskedLMModule(model, preprocessor, top_k=top_k)._serve_text(tf.constant(sentences))
     tokens, scores = out["top_tokens"].numpy(), out["top_scores"].numpy()
     return [
         (
