@@ -104,12 +104,14 @@ class BytePairTokenizer(VocabularyTokenizer):
                 "`sequence_length` must be a positive int or None. "
                 f"Received: sequence_length={sequence_length!r}"
             )
-        self.vocabulary = list(vocabulary)
-        self.merges = [f"{a} {b}" for a, b in pairs]
+        # Keras would wrap (and walk) these large lists and dicts to track weights in them:
+        # they hold only strings, so they are set past its tracking.
+        object.__setattr__(self, "vocabulary", list(vocabulary))
+        object.__setattr__(self, "merges", [f"{a} {b}" for a, b in pairs])
+        object.__setattr__(self, "_token_to_id", token_to_id)
         self.sequence_length = sequence_length
         self.special_tokens = special_tokens
         self.add_prefix_space = bool(add_prefix_space)
-        self._token_to_id = token_to_id
 
         size = len(self.vocabulary)
         # As `tokenizers`: a pair listed twice takes the rank of its last line.

@@ -227,6 +227,10 @@ def test_hand_computed_merges_and_detokenize():
     h, e, o, space = (vocab.index(c) for c in "heoĠ")
     assert ids == [[258, space, 257, 259, o], [], [space, 258]]
     assert tokenizer.detokenize(ids).numpy().tolist() == [b" the hello", b"", b"  the"]
+    # Without merges (and so without a cached word) every byte is its own token.
+    bytes_only = BytePairTokenizer(list(BYTE_SYMBOLS), [])
+    assert bytes_only(tf.constant([b"h\xc3\xa9\xff"])).to_list() == [[104, 0xC3, 0xA9, 0xFF]]
+    assert bytes_only.detokenize([104, 0xC3, 0xA9, 0xFF]).numpy() == b"h\xc3\xa9\xff"
 
 
 def test_scalar_batch_dense_and_tf_data(ours, strings):

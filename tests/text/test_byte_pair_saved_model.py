@@ -87,6 +87,7 @@ def test_saved_tokenizer_runs_in_a_process_with_only_tensorflow(tmp_path):
     strings = [t.encode() for t in texts]
     strings += [b"a<|endoftext|>b", b"caf\xe9 \xff\xfe", b"\xed\xa0\x80", b"x" * 5000, b""]
     module = _TokenizerModule(vocabulary, merges)
+    module.tokenizer(strings[:3])  # An eager call first (it keeps a tf.function) saves too.
     path = str(tmp_path / "tokenizer")
     tf.saved_model.save(module, path, signatures={"serving_default": module.serve})
     inputs_path = tmp_path / "inputs.json"
