@@ -56,9 +56,9 @@ def run(config):
     """Evaluates without training; returns a `ClassifierResult`."""
     classify.check_config(config)
     splits = classify.load_splits(config)
+    base = classify.load_base(config.init_from)  # before the run folder: a refusal leaves none
     run_dir = new_run_dir(config.output_dir, "asis")
     save_config(config, run_dir)
-    base = classify.load_base(config.init_from)
     train_ds, validation_ds, test_ds = classify.datasets(config, splits, base, config.batch_size)
     if base.classifier is not None:
         base.classifier.compile()

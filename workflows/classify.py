@@ -270,7 +270,12 @@ def prepare(config, name):
     """
     check_config(config)
     place = start(config, name)
-    return place, load_splits(config)
+    try:
+        splits = load_splits(config)
+    except BaseException:
+        place.discard()  # a refused dataset leaves no run folder behind
+        raise
+    return place, splits
 
 
 def classifier_optimizer(config, steps_per_epoch):

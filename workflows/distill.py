@@ -169,7 +169,7 @@ def run(config):
     if not config.init_from:
         raise ValueError("distill needs a teacher: --init-from <a classifier run folder>.")
     place, splits = classify.prepare(config, "distill")
-    with place.strategy.scope():
+    with place.setting_up():
         base = classify.load_base(config.init_from)
         if base.classifier is None:
             raise ValueError(

@@ -46,7 +46,7 @@ def set_trainable_blocks(backbone, top_blocks):
 def run(config):
     """Fine-tunes; returns a `ClassifierResult`."""
     place, splits = classify.prepare(config, "finetune")
-    with place.strategy.scope():
+    with place.setting_up():
         base = classify.load_base(config.init_from)
         if base.label_names is not None and tuple(base.label_names) != tuple(splits.label_names):
             raise ValueError(

@@ -26,7 +26,7 @@ class Config(classify.ClassifierConfig):
 def run(config):
     """Trains from random weights; returns a `ClassifierResult`."""
     place, splits = classify.prepare(config, "scratch")
-    with place.strategy.scope():
+    with place.setting_up():
         base = classify.load_base(config.init_from)
         if config.size:
             backbone = classify.scratch_backbone(

@@ -7,6 +7,7 @@ history, metrics, TensorBoard logs and curves); the others train alongside it an
 nothing that stays.
 """
 
+import contextlib
 import dataclasses
 import datetime
 import os
@@ -35,6 +36,34 @@ class RunPlace:
     strategy: object
     run_dir: str
     chief: bool
+    created: tuple = ()
+
+    @contextlib.contextmanager
+    def setting_up(self):
+        """`strategy.scope()` for building a run's models; on an error, undoes `start`.
+
+        A run refused before it wrote anything but `config.json` (a bad `--init-from`, a
+        dataset that will not load) leaves no folder behind: the config it wrote is removed,
+        and the folder too if `start` created it. A folder holding anything else is kept.
+        """
+        try:
+            with self.strategy.scope():
+                yield
+        except BaseException:
+            self.discard()
+            raise
+
+    def discard(self):
+        """Removes what `start` wrote, if nothing else has been written since."""
+        if not self.chief or not self.created:
+            return
+        config_path = os.path.join(self.run_dir, "config.json")
+        if not os.path.isdir(self.run_dir) or set(os.listdir(self.run_dir)) - {"config.json"}:
+            return
+        if "config.json" in self.created and os.path.isfile(config_path):
+            os.remove(config_path)
+        if "folder" in self.created:
+            os.rmdir(self.run_dir)
 
 
 def start(config, name):
@@ -54,9 +83,12 @@ def start(config, name):
         )
     if not cluster.is_chief:
         return RunPlace(strategy, config.output_dir, chief=False)
+    existed = config.output_dir is not None and os.path.isdir(config.output_dir)
     run_dir = new_run_dir(config.output_dir, name)
+    had_config = os.path.isfile(os.path.join(run_dir, "config.json"))
     save_config(config, run_dir)
-    return RunPlace(strategy, run_dir, chief=True)
+    created = ("folder",) * (not existed) + ("config.json",) * (not had_config)
+    return RunPlace(strategy, run_dir, chief=True, created=created)
 
 
 def fit(

@@ -25,7 +25,7 @@ class Config(classify.ClassifierConfig):
 def run(config):
     """Trains a new head on a frozen base; returns a `ClassifierResult`."""
     place, splits = classify.prepare(config, "transfer")
-    with place.strategy.scope():
+    with place.setting_up():
         base = classify.load_base(config.init_from)
         model = BertClassifier(
             base.backbone,

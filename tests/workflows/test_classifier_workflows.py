@@ -197,3 +197,28 @@ def test_bad_configs_fail_before_training(base_run, labeled_csv, tmp_path):
         distill.build_student(
             keras.saving.load_model(f"{base_run}/model.keras"), distill.Config(student_layers=9)
         )
+
+
+@pytest.mark.parametrize("workflow", [transfer, finetune, scratch, asis, distill])
+def test_a_refused_base_leaves_no_run_folder(workflow, base_run, labeled_csv, tmp_path):
+    not_a_run = tmp_path / "empty"
+    not_a_run.mkdir()
+    output = tmp_path / "run"
+    config = workflow.Config(**settings(labeled_csv, output, init_from=str(not_a_run)))
+    with pytest.raises(FileNotFoundError, match="model.keras"):
+        workflow.run(config)
+    assert not output.exists()
+    # A folder the user made beforehand is kept, without the config the refused run wrote.
+    output.mkdir()
+    with pytest.raises(FileNotFoundError, match="model.keras"):
+        workflow.run(config)
+    assert output.is_dir() and not list(output.iterdir())
+
+
+def test_a_refused_dataset_leaves_no_run_folder(base_run, tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("text,label\nonly one row,a\n", encoding="utf-8")
+    output = tmp_path / "run"
+    with pytest.raises(ValueError):
+        transfer.run(transfer.Config(**settings(str(bad), output, init_from=base_run)))
+    assert not output.exists()
