@@ -18,8 +18,8 @@ TensorFlow's RE2 tables lack, are listed explicitly.
 BPE then merges each word's byte symbols by rank, exactly as `tokenizers` does: it repeatedly
 merges the adjacent pair of lowest rank (the leftmost one if it occurs more than once). Here
 all words of a batch advance together in one bounded `tf.while_loop`; in each step a word
-merges every occurrence of its lowest-rank pair at once when that cannot change the result (no
-pair the merges create ranks lower), and only the leftmost one otherwise.
+merges every (non-overlapping) occurrence of its lowest-rank pair at once when that cannot
+change the result (no pair the merges create ranks lower), and only the leftmost one otherwise.
 """
 
 import tensorflow as tf
@@ -233,11 +233,12 @@ def merge_words(words, byte_ids, pair_ranks, merged_ids, vocabulary_size):
 
     All words advance together in a `tf.while_loop`. The loop keeps, for each symbol, the rank
     of the pair it starts (`INF_RANK` at a word's end), and looks up only the pairs a step
-    creates. In a step, each word merges its lowest-rank pair: every occurrence at once (left
-    to right, so `"a a a"` gives `"aa a"`), unless one of the pairs those merges create ranks
-    lower, in which case `tokenizers` would merge that pair before the next occurrence, and
-    the word merges only the leftmost occurrence. A word with no pair left leaves the loop, so
-    each step either merges in every word or drops it: at most as many steps as bytes.
+    creates. In a step, each word merges its lowest-rank pair: every occurrence at once,
+    except that of overlapping ones (`"a a a"`) only the first merges now and the next in a
+    later step, as `tokenizers` orders them; and if one of the pairs those merges create ranks
+    lower, `tokenizers` would merge that pair before the next occurrence, so the word merges
+    only its leftmost occurrence. A word with no pair left leaves the loop, so each step either
+    merges in every word or drops it: at most as many steps as bytes.
 
     Args:
         words: string tensor (M,) of non-empty words (bytes).
