@@ -10,8 +10,8 @@
      512, each batch padded to its longest text); keras-hub's preprocessor pads to 512 (its
      default `sequence_length`) and its export then cuts the batch to its longest row.
    - "both padded to 128": keras-hub's preprocessor at `sequence_length=128` (its own fixed
-     padding); ours exported with `max_sequence_length=128` and its packer's cut to the
-     longest row removed (`FullWidthPacker`), so every batch is 128 wide.
+     padding); ours exported with `max_sequence_length=128` and `pad_to_longest = False` (its
+     preprocessor's full-width output), so every batch is 128 wide.
    The mean padded width of the timed batches is printed beside each time.
 2. Generation speed (new tokens per second, greedy, 64 new tokens after 16-token prompts,
    batch 1 and 8): our exported `GPTCausalLM` (`from_token_ids` signature: the in-graph
@@ -67,21 +67,6 @@ PADDINGS = {
 }
 
 
-class FullWidthPacker(tf.Module):
-    """Our export's `BertPacker` without its last step (the cut to the batch's longest row).
-
-    Every batch comes out `max_sequence_length` wide, as keras-hub's preprocessor pads.
-    """
-
-    def __init__(self, packer):
-        super().__init__(name="full_width_packer")
-        self.packer = packer.packer  # the MultiSegmentPacker: truncates and pads to the max
-
-    def __call__(self, ids):
-        token_ids, _, padding_mask = self.packer([ids])  # (B, max_sequence_length)
-        return token_ids, tf.cast(padding_mask, tf.int32)
-
-
 def our_classifier(vocabulary):
     from keras_transformer.models import BertBackbone, BertClassifier
 
@@ -95,7 +80,8 @@ def export_ours_classifier(vocabulary, folder, padding):
 
     `"longest"`: our export exactly as `keras_transformer.serving.export` writes it
     (truncation at 512, each batch padded to its longest text). `"128"`: the same module with
-    `max_sequence_length=128` and the `FullWidthPacker`, so every batch is 128 wide.
+    `max_sequence_length=128` and `pad_to_longest = False` (the preprocessor's output is not
+    cut to the batch's longest row), so every batch is 128 wide.
     """
     from keras_transformer.serving import export, serving_module
     from keras_transformer.text import WordPieceTokenizer
@@ -105,7 +91,7 @@ def export_ours_classifier(vocabulary, folder, padding):
         result = export(model, tokenizer, folder, name="ours", warmup=False)
         return result, serving_module(model, tokenizer)
     module = serving_module(model, tokenizer, max_sequence_length=int(padding))
-    module.packer = FullWidthPacker(module.packer)
+    module.pad_to_longest = False  # read when `serve_text` is traced (at save)
     path = os.path.join(folder, f"ours_{padding}")
     tf.saved_model.save(module, path, signatures={"serving_default": module.serve_text})
     return path, module
@@ -160,8 +146,8 @@ def benchmark_classifier(repeats):
     For each padding of `PADDINGS`, both SavedModels take the same strings and run the same
     model size on inputs of the same width: `"longest"`, each batch padded to its longest
     text (our export as it is; keras-hub's cut to the longest row); `"128"`, every batch
-    padded (and truncated) to 128 tokens (keras-hub's preprocessor at 128; ours with the
-    `FullWidthPacker`). The four are timed in alternating rounds.
+    padded (and truncated) to 128 tokens (keras-hub's preprocessor at 128; ours with
+    `pad_to_longest = False`). The four are timed in alternating rounds.
 
     Returns:
         dict: `latency` `{batch size: {padding: {"ours"|"keras-hub": median seconds}}}`;
