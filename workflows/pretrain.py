@@ -347,7 +347,7 @@ def run(config):
     if place.chief:
         save_model_atomic(model, model_path)
         if config.objective == "causal" and config.num_samples > 0:
-            samples = generate_samples(model, tokenizer, config)
+            samples = generate_samples(model, preprocessor, config)
             with open(os.path.join(run_dir, "samples.txt"), "w", encoding="utf-8") as file:
                 file.write("\n\n-----\n\n".join(samples) + "\n")
         write_json_atomic(os.path.join(run_dir, "metrics.json"), metrics)
@@ -361,19 +361,44 @@ def run(config):
     return Result(run_dir, model_path, tokenizer_path, steps_done, seconds, metrics, samples)
 
 
-def generate_samples(model, tokenizer, config):
-    """Generates `num_samples` continuations of the prompt (top-k sampling)."""
-    prompt_ids = tokenizer([config.prompt]).to_list()[0]
-    if not prompt_ids:
+def generate_samples(model, preprocessor, config):
+    """Generates `num_samples` continuations of the prompt (top-k sampling).
+
+    The prompt is framed by a `CausalLMPreprocessor` of the run's tokenizer and sequence
+    length without a start token: a sample continues the prompt text itself and reads as the
+    prompt followed by the new text (a prompt longer than the model allows keeps its end).
+
+    Args:
+        model: a `GPTCausalLM`.
+        preprocessor: the run's `CausalLMPreprocessor` (or its tokenizer).
+        config: the run's `Config` (`prompt`, `num_samples`, `sample_length`, `top_k`,
+            `temperature`, `seed`, `sequence_length`).
+
+    Returns:
+        A list of `num_samples` strings.
+    """
+    if isinstance(preprocessor, CausalLMPreprocessor):
+        tokenizer, sequence_length = preprocessor.tokenizer, preprocessor.sequence_length
+    else:
+        tokenizer, sequence_length = preprocessor, config.sequence_length
+    prompter = CausalLMPreprocessor(tokenizer, sequence_length, start_token=None)
+    limit = model.backbone.max_sequence_length
+    # One new token at least: the prompt keeps its last `limit - 1` tokens.
+    token_ids, padding_mask, lengths, empty = prompter.generate_preprocess(
+        [config.prompt], max_new_tokens=1, max_sequence_length=limit
+    )
+    if bool(empty[0]):
         raise ValueError(f"The prompt {config.prompt!r} has no tokens; give a non-empty prompt.")
-    room = model.backbone.max_sequence_length - len(prompt_ids)
-    length = max(1, min(config.sample_length, room))
+    length = max(1, min(config.sample_length, limit - int(lengths[0])))
     out = model.generate(
-        [prompt_ids] * config.num_samples,
+        {
+            "token_ids": tf.tile(token_ids, [config.num_samples, 1]),
+            "padding_mask": tf.tile(padding_mask, [config.num_samples, 1]),
+        },
         max_new_tokens=length,
         top_k=config.top_k,
         temperature=config.temperature,
         seed=config.seed,
     )
-    texts = tokenizer.detokenize(out["token_ids"]).numpy()
-    return [text.decode("utf-8", errors="replace") for text in texts]
+    texts = prompter.detokenize(tf.ragged.boolean_mask(out["token_ids"], out["padding_mask"]))
+    return [text.decode("utf-8", errors="replace") for text in texts.numpy()]
