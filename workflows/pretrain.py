@@ -364,9 +364,10 @@ def run(config):
 def generate_samples(model, preprocessor, config):
     """Generates `num_samples` continuations of the prompt (top-k sampling).
 
-    The prompt is framed by a `CausalLMPreprocessor` of the run's tokenizer and sequence
-    length without a start token: a sample continues the prompt text itself and reads as the
-    prompt followed by the new text (a prompt longer than the model allows keeps its end).
+    The prompt is framed by the run's `CausalLMPreprocessor`, as the exported `generate`
+    frames it (after its start token, `[EOS]` when the vocabulary has it: in the training
+    stream a text follows `[EOS]`); a sample reads as the prompt followed by the new text, the
+    start token left out (a prompt longer than the model allows keeps its end).
 
     Args:
         model: a `GPTCausalLM`.
@@ -378,10 +379,9 @@ def generate_samples(model, preprocessor, config):
         A list of `num_samples` strings.
     """
     if isinstance(preprocessor, CausalLMPreprocessor):
-        tokenizer, sequence_length = preprocessor.tokenizer, preprocessor.sequence_length
+        prompter = preprocessor
     else:
-        tokenizer, sequence_length = preprocessor, config.sequence_length
-    prompter = CausalLMPreprocessor(tokenizer, sequence_length, start_token=None)
+        prompter = CausalLMPreprocessor(preprocessor, config.sequence_length)
     limit = model.backbone.max_sequence_length
     # One new token at least: the prompt keeps its last `limit - 1` tokens.
     token_ids, padding_mask, lengths, empty = prompter.generate_preprocess(
@@ -400,5 +400,8 @@ def generate_samples(model, preprocessor, config):
         temperature=config.temperature,
         seed=config.seed,
     )
-    texts = prompter.detokenize(tf.ragged.boolean_mask(out["token_ids"], out["padding_mask"]))
+    skip = 0 if prompter.start_token_id is None else 1  # the start token is not text
+    texts = prompter.detokenize(
+        tf.ragged.boolean_mask(out["token_ids"][:, skip:], out["padding_mask"][:, skip:])
+    )
     return [text.decode("utf-8", errors="replace") for text in texts.numpy()]

@@ -240,3 +240,28 @@ def test_resumed_run_totals_exactly_the_steps(corpus_file, tmp_path, monkeypatch
     curves = json.loads((tmp_path / "run" / "train_loss.json").read_text())
     assert curves["step"] == list(range(1, 8)) and len(curves["loss"]) == 7
     assert curves["epochs"]["step"] == [3, 6, 7]
+
+
+def test_samples_are_framed_as_the_exported_generate_frames_prompts(tmp_path):
+    """A greedy sample is the prompt followed by what the served `generate` returns."""
+    import keras
+    import tensorflow as tf
+
+    from keras_transformer.models import GPTBackbone, GPTCausalLM
+    from keras_transformer.preprocessing import CausalLMPreprocessor
+    from keras_transformer.serving.generation import CausalLMModule
+    from keras_transformer.text import CharacterTokenizer
+
+    keras.utils.set_random_seed(0)
+    tokenizer = CharacterTokenizer.from_text(CORPUS)
+    model = GPTCausalLM(
+        GPTBackbone(tokenizer.vocabulary_size(), 1, 2, 16, 32, max_sequence_length=48)
+    )
+    preprocessor = CausalLMPreprocessor(tokenizer, 32)
+    assert preprocessor.start_token_id == tokenizer.token_to_id("[EOS]")
+    config = tiny("unused", tmp_path, temperature=0.0, top_k=0, sample_length=12)
+    (sample,) = pretrain.generate_samples(model, preprocessor, config)
+    served = CausalLMModule(model, preprocessor, max_new_tokens=12)
+    scalars = {name: tf.constant(value) for name, value in served.default_scalars().items()}
+    answer = served.serve_text(tf.constant(["To be"]), **scalars)["generated_text"][0]
+    assert sample == "To be" + answer.numpy().decode("utf-8")
