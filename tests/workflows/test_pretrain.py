@@ -252,7 +252,7 @@ def test_samples_are_framed_as_the_exported_generate_frames_prompts(tmp_path):
     from keras_transformer.serving.generation import CausalLMModule
     from keras_transformer.text import CharacterTokenizer
 
-    keras.utils.set_random_seed(0)
+    keras.utils.set_random_seed(2)  # a model whose greedy text depends on the start token
     tokenizer = CharacterTokenizer.from_text(CORPUS)
     model = GPTCausalLM(
         GPTBackbone(tokenizer.vocabulary_size(), 1, 2, 16, 32, max_sequence_length=48)
