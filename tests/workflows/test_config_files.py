@@ -97,7 +97,8 @@ def test_a_bad_value_names_the_file_the_key_and_the_type(tmp_path, text, message
 
 def test_choices_and_optional_fields_of_other_workflows(tmp_path):
     path = write(tmp_path / "x.json", '{"pooling": "max"}')
-    with pytest.raises(ConfigError, match="pooling: expected one of auto, cls, pooler, mean, got 'max'"):
+    expected = "pooling: expected one of auto, cls, pooler, mean, got 'max'"
+    with pytest.raises(ConfigError, match=expected):
         from_file(transfer.Config, path)
     config = from_file(
         export.Config, write(tmp_path / "e.yaml", "pretrained: minilm\nversion: '7'")
