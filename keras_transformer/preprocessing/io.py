@@ -9,12 +9,6 @@ and a rename, so a reader never sees half a file. A run folder saves one, and
 `workflows export --run` restores it, so the export frames text exactly as the run trained.
 """
 
-import json
-import os
-import tempfile
-
-import keras
-
 # Importing the modules registers the preprocessor and tokenizer classes with Keras.
 from keras_transformer.preprocessing import (  # noqa: F401
     causal_lm_preprocessor,
@@ -24,6 +18,7 @@ from keras_transformer.preprocessing import (  # noqa: F401
 )
 from keras_transformer.preprocessing.preprocessor import Preprocessor
 from keras_transformer.text import char_tokenizer, wordpiece  # noqa: F401
+from keras_transformer.text.io import read_serialized, write_serialized
 
 
 def save_preprocessor(preprocessor, path):
@@ -38,20 +33,7 @@ def save_preprocessor(preprocessor, path):
             "`preprocessor` must be a preprocessor of keras_transformer.preprocessing, such as "
             f"ClassifierPreprocessor. Received: {type(preprocessor).__name__}"
         )
-    data = keras.saving.serialize_keras_object(preprocessor)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".json")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as file:
-            json.dump(data, file, ensure_ascii=False)
-            file.write("\n")
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
-    return path
+    return write_serialized(preprocessor, path)
 
 
 def load_preprocessor(path):
@@ -61,19 +43,9 @@ def load_preprocessor(path):
         FileNotFoundError: no such file.
         ValueError: the file is not a serialized preprocessor.
     """
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"Preprocessor file not found: {path!r}")
-    with open(path, encoding="utf-8") as file:
-        try:
-            data = json.load(file)
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{path!r} is not JSON ({error}).") from error
-    if not isinstance(data, dict) or "class_name" not in data or "config" not in data:
-        raise ValueError(
-            f"{path!r} does not hold a serialized preprocessor (expected the JSON written by "
-            "keras_transformer.preprocessing.save_preprocessor)."
-        )
-    preprocessor = keras.saving.deserialize_keras_object(data)
+    preprocessor = read_serialized(
+        path, "preprocessor", "keras_transformer.preprocessing.save_preprocessor"
+    )
     if not isinstance(preprocessor, Preprocessor):
         raise ValueError(f"{path!r} holds a {type(preprocessor).__name__}, not a preprocessor.")
     return preprocessor

@@ -12,7 +12,7 @@ from keras_transformer.text.byte_pair_ops import (
     special_tokens_regex,
     split_words,
 )
-from keras_transformer.text.string_ops import join_rows
+from keras_transformer.text.string_ops import join_rows, to_ragged_ids, to_string_tensor
 from keras_transformer.text.vocabulary_tokenizer import VocabularyTokenizer
 
 
@@ -222,7 +222,7 @@ class BytePairTokenizer(VocabularyTokenizer):
     # Tokenization.
 
     def call(self, inputs):
-        inputs = _to_string_tensor(inputs)
+        inputs = to_string_tensor(inputs, "BytePairTokenizer")
         unbatched = inputs.shape.rank == 0
         if unbatched:
             inputs = tf.expand_dims(inputs, 0)
@@ -263,7 +263,7 @@ class BytePairTokenizer(VocabularyTokenizer):
         Returns:
             string `tf.RaggedTensor` of shape (B, (W)).
         """
-        words, row_splits = self._split_words(_to_string_tensor(inputs))
+        words, row_splits = self._split_words(to_string_tensor(inputs, "BytePairTokenizer"))
         return tf.RaggedTensor.from_row_splits(words, tf.cast(row_splits, tf.int64), validate=False)
 
     def _split_words(self, inputs):
@@ -331,7 +331,7 @@ class BytePairTokenizer(VocabularyTokenizer):
         Returns:
             string tensor of shape (B,), or a scalar string for 1-D inputs.
         """
-        ids, unbatched = _to_ragged_ids(inputs)
+        ids, unbatched = to_ragged_ids(inputs)
         pieces = tf.gather(self._token_bytes, ids.values)
         text = join_rows(pieces, tf.cast(ids.row_splits, tf.int32))
         return text[0] if unbatched else text
@@ -354,44 +354,3 @@ def _ranges(starts, lengths):
         starts=starts, limits=starts + lengths, deltas=tf.ones_like(starts), Tsplits=tf.int32
     )
     return values
-
-
-def _to_string_tensor(inputs):
-    if isinstance(inputs, tf.RaggedTensor):
-        raise ValueError(
-            "BytePairTokenizer takes a dense batch of strings of shape (B,) or a scalar "
-            f"string. Received a ragged tensor of shape {inputs.shape}."
-        )
-    inputs = tf.convert_to_tensor(inputs)
-    if inputs.dtype != tf.string:
-        raise ValueError(
-            "BytePairTokenizer takes strings. "
-            f"Received: inputs with dtype={inputs.dtype.name}, e.g. {inputs!r:.100}"
-        )
-    if inputs.shape.rank is not None and inputs.shape.rank > 1:
-        raise ValueError(
-            "BytePairTokenizer takes a batch of strings of shape (B,) or a scalar string. "
-            f"Received: inputs of shape {inputs.shape}; flatten or squeeze it first."
-        )
-    return inputs
-
-
-def _to_ragged_ids(inputs):
-    """Ids (ragged, dense, lists) to an int32 `tf.RaggedTensor` (B, (T)) and an unbatched flag."""
-    if isinstance(inputs, tf.RaggedTensor):
-        ids = inputs
-    elif isinstance(inputs, (list, tuple)) and inputs and isinstance(inputs[0], (list, tuple)):
-        ids = tf.ragged.constant(inputs, dtype=tf.int32)
-    else:
-        ids = tf.convert_to_tensor(inputs)
-        if ids.shape.rank == 1:
-            ids = tf.RaggedTensor.from_tensor(ids[None])
-            return tf.cast(ids, tf.int32), True
-        if ids.shape.rank != 2:
-            raise ValueError(
-                f"detokenize takes ids of shape (B, T) or (T,). Received: shape {ids.shape}"
-            )
-        ids = tf.RaggedTensor.from_tensor(ids)
-    if not ids.dtype.is_integer:
-        raise ValueError(f"detokenize takes integer ids. Received: dtype={ids.dtype.name}")
-    return tf.cast(ids, tf.int32), False

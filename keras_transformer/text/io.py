@@ -32,7 +32,29 @@ def save_tokenizer(tokenizer, path):
             "`tokenizer` must be a tokenizer layer such as WordPieceTokenizer or "
             f"CharacterTokenizer. Received: {type(tokenizer).__name__}"
         )
-    data = keras.saving.serialize_keras_object(tokenizer)
+    return write_serialized(tokenizer, path)
+
+
+def load_tokenizer(path):
+    """Read a tokenizer written by `save_tokenizer`.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: the file is not a serialized tokenizer.
+    """
+    tokenizer = read_serialized(path, "tokenizer", "keras_transformer.text.io.save_tokenizer")
+    if not isinstance(tokenizer, keras.layers.Layer) or not hasattr(tokenizer, "detokenize"):
+        raise ValueError(f"{path!r} holds a {type(tokenizer).__name__}, not a tokenizer.")
+    return tokenizer
+
+
+def write_serialized(layer, path):
+    """Writes `keras.saving.serialize_keras_object(layer)` as JSON to `path`, atomically.
+
+    The JSON goes to a temporary file in the same folder (created if needed), then one
+    `os.replace` puts it in place: a reader never sees half a file. Returns `path`.
+    """
+    data = keras.saving.serialize_keras_object(layer)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".json")
@@ -48,15 +70,20 @@ def save_tokenizer(tokenizer, path):
     return path
 
 
-def load_tokenizer(path):
-    """Read a tokenizer written by `save_tokenizer`.
+def read_serialized(path, what, writer):
+    """The object a `write_serialized` JSON file holds, rebuilt by Keras.
+
+    Args:
+        path: str.
+        what: str. What the file should hold (`"tokenizer"`), for the error messages.
+        writer: str. The function that writes such files, for the error messages.
 
     Raises:
         FileNotFoundError: no such file.
-        ValueError: the file is not a serialized tokenizer.
+        ValueError: the file is not JSON, or not a serialized Keras object.
     """
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"Tokenizer file not found: {path!r}")
+        raise FileNotFoundError(f"{what.capitalize()} file not found: {path!r}")
     with open(path, encoding="utf-8") as file:
         try:
             data = json.load(file)
@@ -64,10 +91,6 @@ def load_tokenizer(path):
             raise ValueError(f"{path!r} is not JSON ({error}).") from error
     if not isinstance(data, dict) or "class_name" not in data or "config" not in data:
         raise ValueError(
-            f"{path!r} does not hold a serialized tokenizer (expected the JSON written by "
-            "keras_transformer.text.io.save_tokenizer)."
+            f"{path!r} does not hold a serialized {what} (expected the JSON written by {writer})."
         )
-    tokenizer = keras.saving.deserialize_keras_object(data)
-    if not isinstance(tokenizer, keras.layers.Layer) or not hasattr(tokenizer, "detokenize"):
-        raise ValueError(f"{path!r} holds a {type(tokenizer).__name__}, not a tokenizer.")
-    return tokenizer
+    return keras.saving.deserialize_keras_object(data)

@@ -82,3 +82,52 @@ def join_rows(values, row_splits, separator=""):
         num_segments=tf.size(row_splits) - 1,
         separator=separator,
     )
+
+
+def to_string_tensor(inputs, owner):
+    """Checks a tokenizer's input: a dense (B,) batch of strings or a scalar string.
+
+    Args:
+        inputs: the tokenizer's input.
+        owner: str. The tokenizer's name, for the error messages.
+
+    Raises:
+        ValueError: a ragged tensor, a non-string dtype or a rank above 1, in one line.
+    """
+    if isinstance(inputs, tf.RaggedTensor):
+        raise ValueError(
+            f"{owner} takes a dense batch of strings of shape (B,) or a scalar "
+            f"string. Received a ragged tensor of shape {inputs.shape}."
+        )
+    inputs = tf.convert_to_tensor(inputs)
+    if inputs.dtype != tf.string:
+        raise ValueError(
+            f"{owner} takes strings. "
+            f"Received: inputs with dtype={inputs.dtype.name}, e.g. {inputs!r:.100}"
+        )
+    if inputs.shape.rank is not None and inputs.shape.rank > 1:
+        raise ValueError(
+            f"{owner} takes a batch of strings of shape (B,) or a scalar string. "
+            f"Received: inputs of shape {inputs.shape}; flatten or squeeze it first."
+        )
+    return inputs
+
+
+def to_ragged_ids(inputs):
+    """Ids (ragged, dense, lists) to an int32 `tf.RaggedTensor` (B, (T)) and an unbatched flag."""
+    if isinstance(inputs, tf.RaggedTensor):
+        ids = inputs
+    elif isinstance(inputs, (list, tuple)) and inputs and isinstance(inputs[0], (list, tuple)):
+        ids = tf.ragged.constant(inputs, dtype=tf.int32)
+    else:
+        ids = tf.convert_to_tensor(inputs)
+        if ids.shape.rank == 1:
+            return tf.RaggedTensor.from_tensor(tf.cast(ids[None], tf.int32)), True
+        if ids.shape.rank != 2:
+            raise ValueError(
+                f"detokenize takes ids of shape (B, T) or (T,). Received: shape {ids.shape}"
+            )
+        ids = tf.RaggedTensor.from_tensor(ids)
+    if not ids.dtype.is_integer:
+        raise ValueError(f"detokenize takes integer ids. Received: dtype={ids.dtype.name}")
+    return tf.cast(ids, tf.int32), False

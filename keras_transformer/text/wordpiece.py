@@ -4,7 +4,13 @@ import keras
 import tensorflow as tf
 
 from keras_transformer.text.normalization import UnicodeNormalizer, apply_where
-from keras_transformer.text.string_ops import join_rows, row_ids, split_whitespace
+from keras_transformer.text.string_ops import (
+    join_rows,
+    row_ids,
+    split_whitespace,
+    to_ragged_ids,
+    to_string_tensor,
+)
 from keras_transformer.text.vocabulary import UNK_TOKEN, load_vocabulary, validate_vocabulary
 from keras_transformer.text.vocabulary_tokenizer import VocabularyTokenizer
 from keras_transformer.text.wordpiece_search import PiecePrefixTable, greedy_word_pieces
@@ -163,7 +169,7 @@ class WordPieceTokenizer(VocabularyTokenizer):
     # Tokenization.
 
     def call(self, inputs):
-        inputs = _to_string_tensor(inputs)
+        inputs = to_string_tensor(inputs, "WordPieceTokenizer")
         unbatched = inputs.shape.rank == 0
         if unbatched:
             inputs = tf.expand_dims(inputs, 0)
@@ -192,7 +198,7 @@ class WordPieceTokenizer(VocabularyTokenizer):
         Returns:
             string `tf.RaggedTensor` of shape (B, (W)).
         """
-        words, _, row_splits = self._split_words(_to_string_tensor(inputs))
+        words, _, row_splits = self._split_words(to_string_tensor(inputs, "WordPieceTokenizer"))
         return tf.RaggedTensor.from_row_splits(words, tf.cast(row_splits, tf.int64), validate=False)
 
     def _split_words(self, inputs):
@@ -287,7 +293,7 @@ class WordPieceTokenizer(VocabularyTokenizer):
         >>> tokenizer.detokenize([1, 2]).numpy()
         b'quick'
         """
-        ids, unbatched = _to_ragged_ids(inputs)
+        ids, unbatched = to_ragged_ids(inputs)
         row_splits = tf.cast(ids.row_splits, tf.int32)
         tokens = tf.gather(self._vocab_tensor, ids.values)  # (T,)
         position = tf.range(tf.size(tokens)) - tf.gather(
@@ -321,44 +327,3 @@ def _empty_int():
 
 def _regex_escape(text):
     return "".join("\\" + c if not c.isalnum() else c for c in text)
-
-
-def _to_string_tensor(inputs):
-    if isinstance(inputs, tf.RaggedTensor):
-        raise ValueError(
-            "WordPieceTokenizer takes a dense batch of strings of shape (B,) or a scalar "
-            f"string. Received a ragged tensor of shape {inputs.shape}."
-        )
-    inputs = tf.convert_to_tensor(inputs)
-    if inputs.dtype != tf.string:
-        raise ValueError(
-            "WordPieceTokenizer takes strings. "
-            f"Received: inputs with dtype={inputs.dtype.name}, e.g. {inputs!r:.100}"
-        )
-    if inputs.shape.rank is not None and inputs.shape.rank > 1:
-        raise ValueError(
-            "WordPieceTokenizer takes a batch of strings of shape (B,) or a scalar string. "
-            f"Received: inputs of shape {inputs.shape}; flatten or squeeze it first."
-        )
-    return inputs
-
-
-def _to_ragged_ids(inputs):
-    """Ids (ragged, dense, lists) to an int32 `tf.RaggedTensor` (B, (T)) and an unbatched flag."""
-    if isinstance(inputs, tf.RaggedTensor):
-        ids = inputs
-    else:
-        if isinstance(inputs, (list, tuple)) and inputs and isinstance(inputs[0], (list, tuple)):
-            ids = tf.ragged.constant(inputs, dtype=tf.int32)
-        else:
-            ids = tf.convert_to_tensor(inputs)
-            if ids.shape.rank == 1:
-                return tf.RaggedTensor.from_tensor(tf.cast(ids[None], tf.int32)), True
-            if ids.shape.rank != 2:
-                raise ValueError(
-                    f"detokenize takes ids of shape (B, T) or (T,). Received: shape {ids.shape}"
-                )
-            ids = tf.RaggedTensor.from_tensor(ids)
-    if not ids.dtype.is_integer:
-        raise ValueError(f"detokenize takes integer ids. Received: dtype={ids.dtype.name}")
-    return tf.cast(ids, tf.int32), False
