@@ -5,6 +5,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_transformer.layers import LanguageModelHead
 from keras_transformer.models import generation
 from keras_transformer.models.sizes import size_arguments
 
@@ -170,6 +171,16 @@ class GenerativeTask(Task):
     provides `generate_inputs` (Python inputs -> the arrays `generate_ids` takes) and
     `start_decoding` (graph: those arrays -> the step, the buffer and the cache).
     """
+
+    @staticmethod
+    def tied_lm_head(backbone):
+        """The language-model head over `backbone`, its kernel the token embedding (tied)."""
+        return LanguageModelHead(
+            backbone.vocabulary_size,
+            token_embedding=backbone.token_embedding,
+            dtype=backbone.dtype_policy,
+            name="lm_head",
+        )
 
     def generate_inputs(self, inputs, max_new_tokens):
         """Python inputs -> a dict of numpy arrays with a right-padded buffer with room for

@@ -7,7 +7,6 @@ from keras import ops
 
 from keras_transformer.layers import (
     Dropout,
-    LanguageModelHead,
     LayerNormalization,
     PositionEmbedding,
     TokenEmbedding,
@@ -198,12 +197,7 @@ class GPTCausalLM(GenerativeTask):
 
     def __init__(self, backbone, **kwargs):
         inputs = causal_lm_inputs()
-        self.lm_head = LanguageModelHead(
-            backbone.vocabulary_size,
-            token_embedding=backbone.token_embedding,
-            dtype=backbone.dtype_policy,
-            name="lm_head",
-        )
+        self.lm_head = self.tied_lm_head(backbone)
         logits = self.lm_head(backbone(inputs))
         super().__init__(inputs=inputs, outputs=logits, **kwargs)
         self.backbone = backbone

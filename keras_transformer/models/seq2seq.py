@@ -9,7 +9,6 @@ from keras import ops
 
 from keras_transformer.layers import (
     Dropout,
-    LanguageModelHead,
     LayerNormalization,
     PositionEmbedding,
     SinusoidalPositionEncoding,
@@ -305,12 +304,7 @@ class Seq2SeqTransformer(GenerativeTask):
 
     def __init__(self, backbone, **kwargs):
         inputs = seq2seq_inputs()
-        self.lm_head = LanguageModelHead(
-            backbone.vocabulary_size,
-            token_embedding=backbone.token_embedding,
-            dtype=backbone.dtype_policy,
-            name="lm_head",
-        )
+        self.lm_head = self.tied_lm_head(backbone)
         logits = self.lm_head(backbone(inputs))
         super().__init__(inputs=inputs, outputs=logits, **kwargs)
         self.backbone = backbone
