@@ -11,7 +11,7 @@ from keras_transformer.preprocessing.preprocessor import (
     to_text_tensor,
 )
 from keras_transformer.preprocessing.ragged_ops import keep_last, right_pad
-from keras_transformer.text.vocabulary import BOS_TOKEN, EOS_TOKEN
+from keras_transformer.text.vocabulary import BOS_TOKEN, EOS_TOKEN, GPT2_END_TOKEN
 
 
 @keras.saving.register_keras_serializable(package="keras_transformer")
@@ -27,19 +27,20 @@ class CausalLMPreprocessor(Preprocessor):
 
     Generation: `generate_preprocess` turns prompts into right-padded ids that start with the
     start token (a text in a training stream starts after the end token, so `"auto"` is
-    `[EOS]` if the vocabulary has it, else `[BOS]`, else none); `generate_postprocess` keeps
-    the new tokens up to the end token and detokenizes them. The exported `generate`
-    signature calls both.
+    `[EOS]` or GPT-2's `<|endoftext|>` if the vocabulary has it, else `[BOS]`, else none);
+    `generate_postprocess` keeps the new tokens up to the end token and detokenizes them. The
+    exported `generate` signature calls both.
 
     Args:
         tokenizer: a tokenizer layer of `keras_transformer.text` (ragged outputs).
         sequence_length: int. T, the training block length (inputs and targets); also the
             default `max_sequence_length` of `generate_preprocess`.
         end_token: str or None. Put after each text of the training stream, and where a
-            generated row stops. `"auto"`: `[EOS]` if the vocabulary has it, else none.
+            generated row stops. `"auto"`: `[EOS]` if the vocabulary has it, else
+            `<|endoftext|>` (GPT-2's), else none. Defaults to `"auto"`.
+        start_token: str or None. Put before each prompt. `"auto"`: `[EOS]`, else
+            `<|endoftext|>`, else `[BOS]`, else none (the first of them in the vocabulary).
             Defaults to `"auto"`.
-        start_token: str or None. Put before each prompt. `"auto"`: `[EOS]`, else `[BOS]`,
-            else none (the first of them in the vocabulary). Defaults to `"auto"`.
         **kwargs: standard `keras.layers.Layer` arguments (`name`, ...).
 
     Call arguments:
@@ -64,9 +65,11 @@ class CausalLMPreprocessor(Preprocessor):
         self.sequence_length = check_sequence_length(sequence_length, "sequence_length", 1)
         self.end_token = end_token
         self.start_token = start_token
-        self._end_id = auto_token_id(tokenizer, end_token, (EOS_TOKEN,), task, "end_token")
+        self._end_id = auto_token_id(
+            tokenizer, end_token, (EOS_TOKEN, GPT2_END_TOKEN), task, "end_token"
+        )
         self._start_id = auto_token_id(
-            tokenizer, start_token, (EOS_TOKEN, BOS_TOKEN), task, "start_token"
+            tokenizer, start_token, (EOS_TOKEN, GPT2_END_TOKEN, BOS_TOKEN), task, "start_token"
         )
 
     @property

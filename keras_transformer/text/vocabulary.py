@@ -15,6 +15,8 @@ SEP_TOKEN = "[SEP]"
 MASK_TOKEN = "[MASK]"
 BOS_TOKEN = "[BOS]"
 EOS_TOKEN = "[EOS]"
+# GPT-2's one special token: it ends each text of a training stream and starts a prompt.
+GPT2_END_TOKEN = "<|endoftext|>"
 
 BERT_SPECIAL_TOKENS = (PAD_TOKEN, UNK_TOKEN, CLS_TOKEN, SEP_TOKEN, MASK_TOKEN)
 SPECIAL_TOKENS = BERT_SPECIAL_TOKENS + (BOS_TOKEN, EOS_TOKEN)

@@ -8,6 +8,8 @@ import tensorflow as tf
 from preprocessing_helpers import CHARACTER_CORPUS, characters
 
 from keras_transformer.preprocessing import CausalLMPreprocessor
+from keras_transformer.text import BytePairTokenizer
+from keras_transformer.text.byte_pair_files import BYTE_SYMBOLS
 
 PROMPTS = ["ROMEO: But soft!", "", "To be, or not to be: that is the question.", "x"]
 
@@ -73,6 +75,24 @@ def test_generate_postprocess_keeps_new_tokens_up_to_the_end_token():
     assert out["token_ids"].numpy().tolist() == [[c, a, 0], [0, 0, 0], [a, a, a]]
     assert out["padding_mask"].numpy().tolist() == [[1, 1, 0], [0, 0, 0], [1, 1, 1]]
     assert out["generated_text"].numpy().tolist() == [b"ea", b"", b"aaa"]
+
+
+def test_byte_pair_text_ends_with_and_prompts_start_with_gpt2_end_token():
+    # GPT-2's vocabulary has no [EOS]: "auto" takes its <|endoftext|> for both roles.
+    vocabulary = list(BYTE_SYMBOLS) + ["<|endoftext|>"]
+    tokenizer = BytePairTokenizer(vocabulary, [], special_tokens=["<|endoftext|>"])
+    end = len(BYTE_SYMBOLS)
+    preprocessor = CausalLMPreprocessor(tokenizer, 8)
+    assert preprocessor.end_token_id == preprocessor.start_token_id == end
+    stream = preprocessor.stream(["ab", "c"]).numpy().tolist()
+    assert stream == tokenizer(["ab"]).to_list()[0] + [end] + tokenizer(["c"]).to_list()[0] + [end]
+    token_ids, _, lengths, _ = preprocessor.generate_preprocess(["ab"], 2)
+    assert token_ids.numpy().tolist() == [[end] + tokenizer(["ab"]).to_list()[0]]
+    generated = tf.constant(
+        [token_ids.numpy()[0].tolist() + [tokenizer(["x"]).to_list()[0][0], end]]
+    )
+    out = preprocessor.generate_postprocess(generated, tf.ones_like(generated), lengths, [False], 2)
+    assert out["generated_text"].numpy().tolist() == [b"x"]
 
 
 def test_config_round_trip_gives_equal_outputs():
