@@ -91,6 +91,13 @@ SAMPLE_REVIEWS = [
     "The plot goes nowhere, but the music is lovely.",
 ]
 GPT_PROMPT = "ROMEO:\n"
+LANGUAGE_MODEL_TRAINING = {"batch_size": 32, "eval_batches": 4, "warmup_steps": 10}
+# The GPT's training settings besides its profile's model and steps; `benchmarks.token_choice`
+# trains the same GPT with each kind of tokens.
+GPT_TRAINING = {**LANGUAGE_MODEL_TRAINING, "learning_rate": 3e-3, "dropout": 0.0}
+# The GPT's tokens: the winner of `python -m benchmarks.token_choice` (validation bits per
+# character at equal wall-clock, docs/BENCHMARKS.md).
+GPT_TOKENS = {"tokens": "char"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -407,8 +414,7 @@ def run(config):
         {"vocabulary_size": profile["vocabulary_size"]},
         ["data"],
     )
-    common_lm = {"batch_size": 32, "eval_batches": 4, "warmup_steps": 10, "seed": seed,
-                 }  # fmt: skip
+    common_lm = {**LANGUAGE_MODEL_TRAINING, "seed": seed}
     bert_settings = {**profile["bert"], **common_lm, "objective": "masked",
                      "tokens": "wordpiece", "learning_rate": 1e-3}  # fmt: skip
     bert = stage(
@@ -419,9 +425,8 @@ def run(config):
         bert_settings,
         ["data", "vocabulary"],
     )
-    gpt_settings = {**profile["gpt"], **common_lm, "objective": "causal", "tokens": "char",
-                    "learning_rate": 3e-3, "dropout": 0.0, "prompt": GPT_PROMPT,
-                    "num_samples": 2}  # fmt: skip
+    gpt_settings = {**profile["gpt"], **GPT_TRAINING, **GPT_TOKENS, "seed": seed,
+                    "objective": "causal", "prompt": GPT_PROMPT, "num_samples": 2}  # fmt: skip
     gpt = stage(
         "pretrain_gpt",
         lambda f: run_workflow(pretrain, f, corpus=data["shakespeare"], **gpt_settings),
