@@ -5,6 +5,10 @@ from pathlib import Path
 
 from keras_transformer.models import BertBackbone, BertMaskedLM, GPTBackbone, GPTCausalLM
 from keras_transformer.pretrained.bert import bert_config, bert_tensors, load_bert
+from keras_transformer.pretrained.byte_pair_tokenizer import (
+    generation_end_token,
+    save_byte_pair_tokenizer,
+)
 from keras_transformer.pretrained.checkpoint import (
     model_folder,
     open_checkpoint,
@@ -21,6 +25,8 @@ from keras_transformer.pretrained.tokenizer import (
     save_tokenizer,
     special_tokens_of,
 )
+from keras_transformer.text.byte_pair import BytePairTokenizer
+from keras_transformer.text.wordpiece import WordPieceTokenizer
 
 logger = logging.getLogger(__name__)
 
@@ -53,8 +59,16 @@ def from_huggingface(path, task="auto", dtype=None, revision="main", cache_dir=N
     """Load a Hugging Face checkpoint folder into our model and tokenizer.
 
     Reads `config.json`, the safetensors weights, the tokenizer files (`vocab.txt` or
-    `tokenizer.json`) and, for sentence-transformers folders, the pooling settings. Nothing is
-    downloaded. Pickle weight files (`pytorch_model.bin`, `.pt`) are refused.
+    `tokenizer.json`; GPT-2: `vocab.json` + `merges.txt` or `tokenizer.json`, giving a
+    `BytePairTokenizer` with the ids of `transformers`) and, for sentence-transformers folders,
+    the pooling settings. Nothing is downloaded. Pickle weight files (`pytorch_model.bin`,
+    `.pt`) are refused. A folder without tokenizer files gives `.tokenizer = None` (and a
+    warning): pass token ids to `.model`.
+
+    GPT-2 prompts are framed as `transformers` frames them: no start token (`GPT2Tokenizer`
+    adds none), and generation stops at the `eos_token_id` of `generation_config.json` (else
+    `config.json`); `make_preprocessor()` and `keras_transformer.serving.export` use that
+    rule, so greedy text equals `model.generate(tokenizer(prompt).input_ids)`'s.
 
     Supported: BERT (`BertModel`, `BertForMaskedLM`, `BertForPreTraining`, with or without
     the pooler; MiniLM and sentence-transformers BERT models), DistilBERT and GPT-2. Every
@@ -107,12 +121,27 @@ def from_huggingface(path, task="auto", dtype=None, revision="main", cache_dir=N
             ", ".join(left),
         )
     tokenizer, special = load_tokenizer(folder, model_type)
-    if tokenizer is None and model_type != "gpt2":
-        logger.warning(
-            "%s has neither vocab.txt nor a WordPiece tokenizer.json: `.tokenizer` is None; "
-            "pass token ids to `.model`.",
-            folder,
+    if tokenizer is None:
+        files = (
+            "vocab.json + merges.txt nor a ByteLevel BPE tokenizer.json"
+            if model_type == "gpt2"
+            else "vocab.txt nor a WordPiece tokenizer.json"
         )
+        logger.warning(
+            "%s has neither %s: `.tokenizer` is None; pass token ids to `.model`.", folder, files
+        )
+    elif tokenizer.vocabulary_size() > backbone.vocabulary_size:
+        logger.warning(
+            "The tokenizer of %s has %d tokens but the model only %d: the ids from %d up have "
+            "no embedding.",
+            folder,
+            tokenizer.vocabulary_size(),
+            backbone.vocabulary_size,
+            backbone.vocabulary_size,
+        )
+    end_token = None
+    if model_type == "gpt2" and tokenizer is not None:
+        end_token = generation_end_token(folder, config, tokenizer)
     pooling = None if model_type == "gpt2" else read_sentence_pooling(root)
     return PretrainedModel(
         model=model,
@@ -125,6 +154,7 @@ def from_huggingface(path, task="auto", dtype=None, revision="main", cache_dir=N
         folder=folder,
         left_as_initialized=tuple(left),
         unused_tensors=unused,
+        end_token=end_token,
     )
 
 
@@ -151,9 +181,13 @@ def load_minilm(task="auto", dtype=None, cache_dir=None, source_dir=None):
 def to_huggingface(model, tokenizer=None, path=None, pooling=None):
     """Write a folder that Hugging Face `transformers` (and `from_huggingface`) loads.
 
-    Writes `config.json`, `model.safetensors` (float32), the tokenizer files (`vocab.txt`,
-    `tokenizer.json`, `tokenizer_config.json`, `special_tokens_map.json`) when a tokenizer is
-    given, and the sentence-transformers pooling files when `pooling` is given.
+    Writes `config.json`, `model.safetensors` (float32), the tokenizer files when a tokenizer
+    is given (BERT: `vocab.txt`; GPT-2: `vocab.json` and `merges.txt`; both: `tokenizer.json`,
+    `tokenizer_config.json`, `special_tokens_map.json`, which `transformers.AutoTokenizer`
+    loads with our ids), and the sentence-transformers pooling files when `pooling` is given.
+    A GPT-2 tokenizer's end token (`<|endoftext|>` if it is one of its special tokens) is
+    written as `bos_token`, `eos_token` and `unk_token` and as the config's `bos_token_id` and
+    `eos_token_id`.
 
     | ours                          | written as                                          |
     | ----------------------------- | --------------------------------------------------- |
@@ -167,17 +201,18 @@ def to_huggingface(model, tokenizer=None, path=None, pooling=None):
     Args:
         model: one of the models above, or a `PretrainedModel` (whose tokenizer and pooling
             are then used unless given).
-        tokenizer: our `WordPieceTokenizer` or None.
+        tokenizer: our `WordPieceTokenizer` (BERT), `BytePairTokenizer` (GPT-2) or None.
         path: str or Path. The folder to write (created; files of the same names replaced).
         pooling: `SentencePooling` or None.
 
     Returns:
         The folder's `Path`.
     """
-    special = None
+    special = end_token = None
     if isinstance(model, PretrainedModel):
         tokenizer = tokenizer or model.tokenizer
         special = model.special_tokens if tokenizer is model.tokenizer else None
+        end_token = model.end_token if tokenizer is model.tokenizer else None
         declared = model.pooling is not None and "modules.json" in model.pooling.source
         if pooling is None and declared:
             pooling = model.pooling
@@ -187,6 +222,12 @@ def to_huggingface(model, tokenizer=None, path=None, pooling=None):
     if isinstance(model, BertMaskedLM | BertBackbone):
         backbone = model.backbone if isinstance(model, BertMaskedLM) else model
         task = "masked_lm" if isinstance(model, BertMaskedLM) else "backbone"
+        if tokenizer is not None and not isinstance(tokenizer, WordPieceTokenizer):
+            raise ValueError(
+                "BERT checkpoints use a WordPiece tokenizer; a "
+                f"{type(tokenizer).__name__} cannot be written for them. Pass a "
+                "WordPieceTokenizer or tokenizer=None."
+            )
         if tokenizer is not None and special is None:
             special = special_tokens_of(tokenizer)
         pad_id = special.pad_id if special else 0
@@ -196,10 +237,17 @@ def to_huggingface(model, tokenizer=None, path=None, pooling=None):
         backbone = model.backbone if isinstance(model, GPTCausalLM) else model
         config = gpt2_config(backbone)
         tensors = gpt2_tensors(backbone)
-        if tokenizer is not None:
+        if tokenizer is not None and not isinstance(tokenizer, BytePairTokenizer):
             raise ValueError(
-                "GPT-2 checkpoints use a byte-level BPE tokenizer; a WordPiece tokenizer "
-                "cannot be written for them. Pass tokenizer=None."
+                "GPT-2 checkpoints use a byte-level BPE tokenizer; a "
+                f"{type(tokenizer).__name__} cannot be written for them. Pass a "
+                "BytePairTokenizer or tokenizer=None."
+            )
+        if tokenizer is not None and tokenizer.vocabulary_size() > backbone.vocabulary_size:
+            raise ValueError(
+                f"The tokenizer has {tokenizer.vocabulary_size()} tokens but the model's "
+                f"vocabulary_size is only {backbone.vocabulary_size}: its ids would not fit "
+                "the embedding. Pass the tokenizer the model was trained with."
             )
     else:
         raise ValueError(
@@ -209,10 +257,14 @@ def to_huggingface(model, tokenizer=None, path=None, pooling=None):
     config["dtype"] = "float32"
     folder = Path(path).expanduser()
     folder.mkdir(parents=True, exist_ok=True)
-    write_json(folder / "config.json", config)
     write_safetensors(folder / "model.safetensors", tensors, metadata={"format": "pt"})
-    if tokenizer is not None:
+    if isinstance(tokenizer, BytePairTokenizer):
+        end = save_byte_pair_tokenizer(tokenizer, folder, backbone.max_sequence_length, end_token)
+        if end is not None:
+            config["bos_token_id"] = config["eos_token_id"] = tokenizer.token_to_id(end)
+    elif tokenizer is not None:
         save_tokenizer(tokenizer, folder, backbone.max_sequence_length, special)
+    write_json(folder / "config.json", config)
     if pooling is not None:
         write_sentence_pooling(pooling, folder, backbone.hidden_dim)
     return folder

@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_transformer.preprocessing import ClassifierPreprocessor
+from keras_transformer.preprocessing import CausalLMPreprocessor, ClassifierPreprocessor
 from keras_transformer.pretrained.pooling import SentencePooling
 from keras_transformer.pretrained.tokenizer import SpecialTokens
 
@@ -22,9 +22,10 @@ class PretrainedModel:
             `"token_ids"` and `"padding_mask"` (B, T) (plus `"mask_positions"` for the
             masked LM), like our other models.
         backbone: the `BertBackbone` or `GPTBackbone` inside `model`.
-        tokenizer: `WordPieceTokenizer` for encoders; `None` for GPT-2 (byte-level BPE has no
-            tokenizer in this package: tokenize elsewhere and pass ids).
-        special_tokens: `SpecialTokens` or None. `[CLS]`, `[SEP]`, `[PAD]`... ids.
+        tokenizer: `WordPieceTokenizer` for encoders, `BytePairTokenizer` for GPT-2 (the ids
+            of the checkpoint's `transformers` tokenizer), or None for a folder without
+            tokenizer files (pass token ids to `.model`).
+        special_tokens: `SpecialTokens` or None. `[CLS]`, `[SEP]`, `[PAD]`... ids (encoders).
         pooling: `SentencePooling` or None. How `embed` pools (encoders only).
         architecture: str. `"bert"`, `"distilbert"` or `"gpt2"`.
         config: dict. The checkpoint's config.json.
@@ -33,6 +34,8 @@ class PretrainedModel:
             (e.g. `"pooler"` for DistilBERT or `BertForMaskedLM`).
         unused_tensors: tuple of str. Checkpoint tensors our model has no place for (e.g. the
             next-sentence head `cls.seq_relationship.*`).
+        end_token: str or None. GPT-2: the token at which `transformers`' `generate` stops
+            (the checkpoint's `eos_token_id`, `<|endoftext|>` for GPT-2), or None (never).
     """
 
     model: keras.Model
@@ -45,6 +48,7 @@ class PretrainedModel:
     folder: Path
     left_as_initialized: tuple = ()
     unused_tensors: tuple = ()
+    end_token: str | None = None
 
     @property
     def is_encoder(self):
@@ -52,29 +56,53 @@ class PretrainedModel:
         return self.architecture != "gpt2"
 
     def make_preprocessor(self, sequence_length=None):
-        """The `ClassifierPreprocessor` framing texts for this encoder: `[CLS] tokens [SEP]`.
+        """The preprocessor framing texts for this model.
+
+        Encoders: a `ClassifierPreprocessor`, `[CLS] tokens [SEP]`. GPT-2: a
+        `CausalLMPreprocessor` framed as `transformers` frames a prompt: no start token
+        (`GPT2Tokenizer` adds none) and `end_token` (the checkpoint's `eos_token_id`) ending a
+        generated row. So the exported `generate` keeps a prompt's last
+        `max_sequence_length - max_new_tokens` tokens and its greedy text is what
+        `model.generate(tokenizer(prompt).input_ids)` gives on those tokens.
 
         Args:
-            sequence_length: int or None. Truncate to this many tokens ([CLS] and [SEP]
-                included). Defaults to the pooling's `max_sequence_length`, else the model's
-                `max_sequence_length` (and never more than the model's).
+            sequence_length: int or None. Encoders: truncate to this many tokens ([CLS] and
+                [SEP] included); defaults to the pooling's `max_sequence_length`, else the
+                model's `max_sequence_length` (and never more than the model's). GPT-2: the
+                training block length; defaults to the model's `max_sequence_length`.
 
         Returns:
-            A `ClassifierPreprocessor` with the checkpoint's tokenizer and special tokens.
-            The pooling's `lowercase_input` is not part of it: `encode` lower-cases first.
+            A `ClassifierPreprocessor` or `CausalLMPreprocessor` with the checkpoint's
+            tokenizer and special tokens. The pooling's `lowercase_input` is not part of it:
+            `encode` lower-cases first.
+
+        Raises:
+            ValueError: the checkpoint has no tokenizer, or `sequence_length` is out of range.
         """
         if self.tokenizer is None:
-            reason = (
-                "GPT-2's byte-level BPE is not implemented in this package"
+            files = (
+                "vocab.json + merges.txt nor a ByteLevel BPE tokenizer.json"
                 if self.architecture == "gpt2"
-                else f"{self.folder} has neither vocab.txt nor a WordPiece tokenizer.json"
+                else "vocab.txt nor a WordPiece tokenizer.json"
             )
             raise ValueError(
-                f"This {self.architecture} checkpoint has no tokenizer here ({reason}). "
-                "Tokenize with the checkpoint's own tokenizer and pass token ids to `.model`."
+                f"This {self.architecture} checkpoint has no tokenizer here ({self.folder} has "
+                f"neither {files}). Tokenize with the checkpoint's own tokenizer and pass token "
+                "ids to `.model`."
+            )
+        maximum = self.backbone.max_sequence_length
+        if not self.is_encoder:
+            limit = sequence_length or maximum
+            if not 1 <= limit <= maximum:
+                raise ValueError(
+                    f"`sequence_length` must be in [1, {maximum}] (the model's "
+                    f"max_sequence_length). Received: {sequence_length}"
+                )
+            return CausalLMPreprocessor(
+                self.tokenizer, limit, end_token=self.end_token, start_token=None
             )
         limit = sequence_length or (self.pooling and self.pooling.max_sequence_length)
-        limit = min(limit or self.backbone.max_sequence_length, self.backbone.max_sequence_length)
+        limit = min(limit or maximum, maximum)
         if limit < 3:
             raise ValueError(f"`sequence_length` must be at least 3. Received: {limit}")
         vocabulary = self.tokenizer.get_vocabulary()
@@ -88,7 +116,7 @@ class PretrainedModel:
         )
 
     def encode(self, texts, sequence_length=None):
-        """Tokenize texts into the padded model inputs `[CLS] tokens [SEP] [PAD]...`.
+        """Tokenize texts into the padded encoder inputs `[CLS] tokens [SEP] [PAD]...`.
 
         The texts go through `make_preprocessor(sequence_length)` (lower-cased first when the
         pooling says `lowercase_input`); rows are padded to the longest row.
@@ -102,6 +130,11 @@ class PretrainedModel:
         Returns:
             dict of int32 numpy arrays `"token_ids"` and `"padding_mask"`, (B, T).
         """
+        if self.tokenizer is not None and not self.is_encoder:
+            raise ValueError(
+                f"`encode` frames encoder inputs; this is a {self.architecture} model: tokenize "
+                "with `.tokenizer(texts)`, or generate with `make_preprocessor()`."
+            )
         preprocessor = self.make_preprocessor(sequence_length)
         if isinstance(texts, str):
             texts = [texts]

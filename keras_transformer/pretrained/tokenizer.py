@@ -3,8 +3,8 @@
 Reads the vocabulary from `vocab.txt` (or the WordPiece model in `tokenizer.json`) and the
 normalization settings from `tokenizer_config.json` (or `tokenizer.json`'s `BertNormalizer`):
 `do_lower_case`, `strip_accents` (`None` follows lower-casing, as in `transformers`),
-`tokenize_chinese_chars`, and the special tokens. GPT-2's byte-level BPE has no tokenizer
-here: `load_tokenizer` returns `None` for it.
+`tokenize_chinese_chars`, and the special tokens. GPT-2's byte-level BPE is read by
+`keras_transformer.pretrained.byte_pair_tokenizer` into our `BytePairTokenizer`.
 
 Known differences from the reference BERT tokenizer, on rare inputs only: we case fold with
 NFKC_Casefold (`"ß"` -> `"ss"`) where it uses `str.lower()`, and our word length limit is 100
@@ -14,6 +14,7 @@ UTF-8 bytes where its is 100 characters.
 import dataclasses
 from pathlib import Path
 
+from keras_transformer.pretrained.byte_pair_tokenizer import load_byte_pair_tokenizer
 from keras_transformer.pretrained.checkpoint import read_json, write_json
 from keras_transformer.text.vocabulary import load_vocabulary, validate_vocabulary
 from keras_transformer.text.wordpiece import WordPieceTokenizer
@@ -80,16 +81,17 @@ def load_tokenizer(folder, model_type):
     """Our tokenizer and special token ids for a checkpoint folder.
 
     Args:
-        folder: str or Path. The folder with `vocab.txt` or `tokenizer.json`.
+        folder: str or Path. The folder with `vocab.txt` or `tokenizer.json` (GPT-2:
+            `vocab.json` + `merges.txt` or `tokenizer.json`).
         model_type: str. `config.json`'s `model_type`.
 
     Returns:
-        `(tokenizer, special_tokens)`, or `(None, None)` for GPT-2 (byte-level BPE, which this
-        package has no tokenizer for) and for folders with neither `vocab.txt` nor a
-        WordPiece `tokenizer.json`.
+        `(tokenizer, special_tokens)`: a `WordPieceTokenizer` and its `SpecialTokens`; for
+        GPT-2, a `BytePairTokenizer` (see `load_byte_pair_tokenizer`) and None. `(None, None)`
+        for folders without the tokenizer files.
     """
     if model_type == "gpt2":
-        return None, None
+        return load_byte_pair_tokenizer(folder), None
     folder = Path(folder)
     settings = {}
     if (folder / "tokenizer_config.json").is_file():
