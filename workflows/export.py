@@ -9,6 +9,7 @@ TensorFlow ops only, so stock TF Serving loads it) and warm-up requests in asset
     python -m workflows export --model-path other/model.keras \\
         --tokenizer-path other/tokenizer.json --name other
     python -m workflows export --pretrained minilm --name minilm
+    python -m workflows export --huggingface path/to/gpt2 --name gpt2
 
 --run takes a run folder's model.keras and preprocessor.json (the tokenizer, sequence length
 and special tokens its training and evaluation used: served text is truncated at the run's
@@ -17,6 +18,14 @@ names in class-index order, written by transfer, finetune, scratch and distill),
 `label` is the dataset's own label string; --class-names overrides it. A run folder from
 before preprocessor.json existed falls back to its tokenizer.json and the sequence_length of
 its config.json (with a printed note). --max-sequence-length overrides the truncation.
+
+--huggingface takes a Hugging Face checkpoint folder (BERT, MiniLM / sentence-transformers,
+DistilBERT or GPT-2: config.json, model.safetensors and the tokenizer files; or a repo id
+already in the huggingface_hub cache), read by `keras_transformer.pretrained.from_huggingface`.
+A GPT-2 prompt is framed as `transformers` frames it: no start token, its last
+max_sequence_length - max_new_tokens tokens kept, generation stopping at the checkpoint's
+eos_token_id; so greedy `generate` gives the text of `model.generate(tokenizer(prompt)
+.input_ids)` on those tokens.
 
 Classifiers get `serving_default` (label, probabilities, logits), encoders `embed`, masked
 LMs `fill_mask`, causal LMs `generate` (in-graph decoding); every model `from_token_ids`.
@@ -69,6 +78,9 @@ class Config:
     model_path: str | None = setting(None, "a saved .keras model, when not a run folder")
     tokenizer_path: str | None = setting(None, "its tokenizer JSON (save_tokenizer's format)")
     pretrained: str | None = setting(None, "export a pretrained model instead", ("minilm",))
+    huggingface: str | None = setting(
+        None, "a Hugging Face checkpoint folder (BERT, MiniLM, GPT-2) to export instead"
+    )
     output_dir: str = setting("saved_models", "folder holding the models' base folders")
     name: str | None = setting(None, "model name (folder); default: from the model kind")
     version: int | None = setting(None, "version number (default: the next free one)")
@@ -182,6 +194,30 @@ def run_preprocessor(run, model):
     return kind(tokenizer, length)
 
 
+def load_huggingface(path):
+    """A Hugging Face checkpoint folder -> `(PretrainedModel, preprocessor or None, name)`.
+
+    GPT-2 gets its `make_preprocessor()` (no start token, as `transformers` frames prompts);
+    encoders take their tokenizer and pooling from the `PretrainedModel` itself.
+
+    Raises:
+        FileNotFoundError: no such folder or cached repo, or a file it needs is missing.
+        ValueError: an unsupported or malformed checkpoint; the message names the flag.
+    """
+    from keras_transformer.pretrained import from_huggingface
+
+    try:
+        pretrained = from_huggingface(path)
+    except FileNotFoundError as error:
+        raise FileNotFoundError(f"--huggingface {path!r}: {error}") from None
+    except ValueError as error:
+        raise ValueError(f"--huggingface {path!r}: {error}") from None
+    text = None
+    if not pretrained.is_encoder and pretrained.tokenizer is not None:
+        text = pretrained.make_preprocessor()
+    return pretrained, text, DEFAULT_NAMES.get(type(pretrained.model).__name__, "model")
+
+
 def load_model_and_tokenizer(config):
     """The model (or `PretrainedModel`), its preprocessor or tokenizer, label names and default
     name that a config names (`--run`: the run's preprocessor, see `run_preprocessor`)."""
@@ -190,6 +226,7 @@ def load_model_and_tokenizer(config):
         for flag, value in (
             ("--run", config.run),
             ("--pretrained", config.pretrained),
+            ("--huggingface", config.huggingface),
             ("--model-path", config.model_path),
         )
         if value
@@ -197,13 +234,16 @@ def load_model_and_tokenizer(config):
     if len(given) > 1 or (config.tokenizer_path and not config.model_path):
         flags = given + ["--tokenizer-path"] * bool(config.tokenizer_path)
         raise ValueError(
-            f"Give one of --run (a run folder), --model-path (with --tokenizer-path) or "
-            f"--pretrained minilm, not {' and '.join(flags)}."
+            f"Give one of --run (a run folder), --model-path (with --tokenizer-path), "
+            f"--pretrained minilm or --huggingface PATH, not {' and '.join(flags)}."
         )
     if config.pretrained:
         from keras_transformer.pretrained import load_minilm
 
         return load_minilm(), None, None, config.pretrained
+    if config.huggingface:
+        model, text, name = load_huggingface(config.huggingface)
+        return model, text, None, name
     label_names = None
     if config.run:
         model_path, _, labels_path = run_files(config.run)
@@ -217,7 +257,8 @@ def load_model_and_tokenizer(config):
         text = load_tokenizer(config.tokenizer_path) if config.tokenizer_path else None
     else:
         raise ValueError(
-            "Give --run (a run folder), --model-path (a .keras file) or --pretrained minilm."
+            "Give --run (a run folder), --model-path (a .keras file), --pretrained minilm or "
+            "--huggingface PATH (a Hugging Face checkpoint folder)."
         )
     return model, text, label_names, DEFAULT_NAMES.get(type(model).__name__, "model")
 
