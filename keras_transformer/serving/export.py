@@ -69,6 +69,9 @@ def _unwrap_pretrained(model, tokenizer, options):
     if not (hasattr(model, "special_tokens") and hasattr(model, "pooling")):
         return model, tokenizer
     pretrained = model
+    if tokenizer is None and pretrained.architecture == "gpt2" and pretrained.tokenizer:
+        # Framed as `transformers` frames a GPT-2 prompt (no start token, its eos_token_id).
+        return pretrained.model, pretrained.make_preprocessor()
     if tokenizer is None:
         tokenizer = pretrained.tokenizer
         special = pretrained.special_tokens

@@ -267,6 +267,16 @@ def test_exported_generate_gives_the_greedy_text_of_transformers(checkpoint, tmp
         assert served["generated_text"].numpy()[row].decode("utf-8", "replace") == text, prompt
 
 
+def test_the_python_export_frames_prompts_as_the_command_line_does(checkpoint):
+    from keras_transformer.serving.export import serving_module
+
+    loaded = from_huggingface(checkpoint[0])
+    module = serving_module(loaded)
+    expected = loaded.make_preprocessor()
+    assert module.preprocessor.start_token_id is None  # transformers adds no <|endoftext|>
+    assert module.preprocessor.end_token_id == expected.end_token_id is not None
+
+
 def test_export_of_a_bad_huggingface_path_exits_2(checkpoint, tmp_path, capsys):
     no_config = tmp_path / "no_config"
     no_config.mkdir()
