@@ -15,9 +15,9 @@ What an example holds (see `parse_cmudict`):
   and `tribalism` in this version) is kept once.
 - Stress digits stay as the file has them: every vowel carries `0` (unstressed), `1`
   (primary) or `2` (secondary stress), so the targets use 69 symbols (15 vowels x 3 stresses
-  + 24 consonants). Much of the G2P literature reports CMUdict results on the 39 phonemes
-  without stress, which is an easier task (stress placement is a large part of the errors);
-  `load_cmudict(..., stress=False)` and `strip_stress` give that form.
+  + 24 consonants). Check whether a published CMUdict result counts stress before comparing
+  with it: placing the stress is a large part of the errors. `load_cmudict(..., stress=False)`
+  and `strip_stress` give the 39 phonemes without stress.
 
 One example per word, not per pronunciation: a word is the unit of the split and of the
 metrics (a prediction is right if it equals any listed pronunciation; an example per
@@ -98,10 +98,10 @@ class Pronunciations:
         """Return the `pairs()` as a `tf.data.Dataset` of `(source, target)` string scalars."""
         import tensorflow as tf
 
-        sources_, targets = zip(*self.pairs(), strict=True) if self.words else ((), ())
-        return tf.data.Dataset.from_tensor_slices(
-            (tf.constant(sources_, tf.string), tf.constant(targets, tf.string))
-        )
+        pairs = self.pairs()
+        words = tf.constant([word for word, _ in pairs], tf.string)
+        targets = tf.constant([target for _, target in pairs], tf.string)
+        return tf.data.Dataset.from_tensor_slices((words, targets))
 
 
 def strip_stress(pronunciation):
