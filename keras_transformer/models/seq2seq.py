@@ -39,7 +39,9 @@ class Seq2SeqBackbone(Backbone):
     (`TransformerDecoderBlock`s with causal self-attention and cross attention to the encoder
     output) reads the target. Source and target share one vocabulary and one token embedding
     (tied to the task's output head), scaled by sqrt(H) as in the original paper.
-    `call_with_cache` runs the decoder incrementally with a key/value cache.
+    `call_with_cache` runs the decoder incrementally with a self-attention key/value cache
+    and the cross-attention keys and values of `cross_attention_cache` (computed once per
+    source).
 
     Inputs are a dict: `"encoder_token_ids"`, `"encoder_padding_mask"` (B, S) and
     `"decoder_token_ids"`, `"decoder_padding_mask"` (B, T). Padded encoder positions are never
@@ -207,36 +209,22 @@ class Seq2SeqBackbone(Backbone):
         encoder_sequence,
         encoder_padding_mask,
         decoder_padding_mask=None,
-        cache=None,
-        cache_update_index=None,
         training=None,
     ):
         """Decodes (B, T) target ids against the encoder output -> (B, T, H) hidden states.
 
-        With `cache` (B, num_layers, 2, T_max, N, H/N) and `cache_update_index`, runs the new
-        tokens incrementally and returns `(hidden, cache)` (see `call_with_cache`).
+        One full pass (teacher forcing); incremental decoding is `call_with_cache`.
         """
-        start = 0 if cache_update_index is None else cache_update_index
-        x = self._embed(decoder_token_ids, self.decoder_position, start, training=training)
-        caches = []
-        for i, block in enumerate(self.decoder_blocks):
-            outputs = block(
+        x = self._embed(decoder_token_ids, self.decoder_position, training=training)
+        for block in self.decoder_blocks:
+            x = block(
                 x,
                 encoder_sequence=encoder_sequence,
                 padding_mask=decoder_padding_mask,
                 encoder_padding_mask=encoder_padding_mask,
-                cache=None if cache is None else cache[:, i, ...],
-                cache_update_index=cache_update_index,
                 training=training,
             )
-            if cache is None:
-                x = outputs
-            else:
-                x, layer_cache = outputs
-                caches.append(layer_cache)
-        if self.decoder_norm is not None:
-            x = self.decoder_norm(x)
-        return x if cache is None else (x, ops.stack(caches, axis=1))
+        return x if self.decoder_norm is None else self.decoder_norm(x)
 
     def empty_cache(self, batch_size, length):
         """A zero decoder key/value cache, (B, num_layers, 2, length, N, H/N), compute dtype."""
@@ -244,29 +232,106 @@ class Seq2SeqBackbone(Backbone):
         shape = (batch_size, self.num_layers, 2, length, self.num_heads, head_dim)
         return ops.zeros(shape, dtype=self.decoder_blocks[0].compute_dtype)
 
+    def cross_attention_cache(self, encoder_sequence):
+        """Every decoder block's cross-attention keys and values of one encoded source.
+
+        They depend on the source only: incremental decoding computes them once per source
+        and passes them to each `call_with_cache` step.
+
+        Args:
+            encoder_sequence: (B, S, H), from `encode`.
+
+        Returns:
+            (B, num_layers, 2, S, N, H/N): keys then values, per block.
+        """
+        caches = []
+        for block in self.decoder_blocks:
+            attention = block.cross_attention_layer
+            # The projections `attention` itself applies to its key and value inputs.
+            keys = attention._project(encoder_sequence, attention.key_kernel, attention.key_bias)
+            values = attention._project(
+                encoder_sequence, attention.value_kernel, attention.value_bias
+            )
+            caches.append(ops.stack([keys, values], axis=1))  # (B, 2, S, N, H/N)
+        return ops.stack(caches, axis=1)
+
     def call_with_cache(
-        self, token_ids, cache, cache_update_index, encoder_sequence, encoder_padding_mask
+        self,
+        token_ids,
+        cache,
+        cache_update_index,
+        cross_attention_cache,
+        encoder_padding_mask,
     ):
-        """Runs T new decoder tokens at positions `cache_update_index ..` against the cache.
+        """Runs T new decoder tokens at positions `cache_update_index ..` against the caches.
+
+        Self-attention writes the new tokens' keys and values into `cache` and attends over
+        it (causally); cross attention reads the precomputed `cross_attention_cache`, so a
+        step projects only its own tokens. Inference only (no dropout). Equal to the
+        positions' rows of a full `decode` pass.
 
         Args:
             token_ids: int (B, T).
             cache: (B, num_layers, 2, T_max, N, H/N), from `empty_cache` or a previous call.
             cache_update_index: int or scalar tensor. Position of the first token.
-            encoder_sequence: (B, S, H), from `encode`.
+            cross_attention_cache: (B, num_layers, 2, S, N, H/N), from
+                `cross_attention_cache`.
             encoder_padding_mask: (B, S), true at real source tokens.
 
         Returns:
             `(hidden, cache)`: (B, T, H) decoder outputs and the updated cache.
         """
-        return self.decode(
-            token_ids,
-            encoder_sequence,
-            encoder_padding_mask,
+        x = self._embed(token_ids, self.decoder_position, cache_update_index, training=False)
+        caches = []
+        for i, block in enumerate(self.decoder_blocks):
+            x, layer_cache = _cached_decoder_step(
+                block,
+                x,
+                cache[:, i, ...],
+                cache_update_index,
+                cross_attention_cache[:, i, ...],
+                encoder_padding_mask,
+            )
+            caches.append(layer_cache)
+        if self.decoder_norm is not None:
+            x = self.decoder_norm(x)
+        return x, ops.stack(caches, axis=1)
+
+
+def _cached_decoder_step(block, x, cache, cache_update_index, cross_cache, encoder_padding_mask):
+    """`TransformerDecoderBlock.call` in inference with both attentions' keys and values
+    cached: the same sublayers in the same order, cross attention reading `cross_cache`
+    (B, 2, S, N, H/N) instead of projecting the encoder output again.
+
+    Returns:
+        `(outputs (B, T, H), updated self-attention cache)`.
+    """
+    updated = []
+
+    def self_attend(y):
+        outputs, layer_cache = block.self_attention(
+            y,
+            y,
+            use_causal_mask=True,
             cache=cache,
             cache_update_index=cache_update_index,
             training=False,
         )
+        updated.append(layer_cache)
+        return outputs
+
+    def cross_attend(y):
+        # A cache without `cache_update_index` is used as it is; `value` only names the
+        # key padding mask's owner (its keys and values are the cache's).
+        outputs, _ = block.cross_attention_layer(
+            y, y, value_mask=encoder_padding_mask, cache=cross_cache, training=False
+        )
+        return outputs
+
+    x = block._sublayer(x, block.attention_norm, self_attend)  # (B, T, H)
+    x = block._sublayer(x, block.cross_attention_norm, cross_attend)
+    x = block._sublayer(x, block.feed_forward_norm, lambda y: block.feed_forward(y, training=False))
+    return x, updated[0]
 
 
 @keras.saving.register_keras_serializable(package="keras_transformer")
@@ -278,8 +343,9 @@ class Seq2SeqTransformer(GenerativeTask):
     forcing: the decoder input is the target shifted right (starting with a start token) and
     the labels are the target. `compile` defaults to AdamW (lr 1e-3, weight decay 0.01),
     from-logits cross-entropy and accuracy weighted by the sample weights. `generate`
-    decodes from a start token (greedy, sampling or beam search) with the decoder's
-    key/value cache, in one `tf.while_loop`.
+    decodes from a start token (greedy, sampling or beam search) in one `tf.while_loop`:
+    the encoder runs once, the cross-attention keys and values are projected once, and each
+    step runs one token through the decoder with its self-attention key/value cache.
 
     Inputs are the backbone's dict (`"encoder_token_ids"`, `"encoder_padding_mask"`,
     `"decoder_token_ids"`, `"decoder_padding_mask"`).
@@ -349,22 +415,24 @@ class Seq2SeqTransformer(GenerativeTask):
         }
 
     def start_decoding(self, inputs):
-        """Encodes the source; the step runs the decoder on one token against the cache."""
+        """Encodes the source and projects its cross-attention keys and values, once; the
+        step runs the decoder on one token against the caches."""
         encoder_padding_mask = tf.cast(inputs["encoder_padding_mask"], tf.bool)
         encoded = self.backbone.encode(
             tf.cast(inputs["encoder_token_ids"], tf.int32), encoder_padding_mask, training=False
-        )
+        )  # (B, S, H), once per source
+        cross_cache = self.backbone.cross_attention_cache(encoded)  # (B, layers, 2, S, N, H/N)
         token_ids = tf.cast(inputs["decoder_token_ids"], tf.int32)
         cache = self.backbone.empty_cache(tf.shape(token_ids)[0], tf.shape(token_ids)[1])
 
         def next_logits(token_ids, state, index):
-            cache, encoded, encoder_padding_mask = state
+            cache, cross_cache, encoder_padding_mask = state
             hidden, cache = self.backbone.call_with_cache(
-                token_ids, cache, index, encoded, encoder_padding_mask
+                token_ids, cache, index, cross_cache, encoder_padding_mask
             )
-            return self.lm_head(hidden)[:, 0, :], (cache, encoded, encoder_padding_mask)
+            return self.lm_head(hidden)[:, 0, :], (cache, cross_cache, encoder_padding_mask)
 
-        state = (cache, encoded, encoder_padding_mask)
+        state = (cache, cross_cache, encoder_padding_mask)
         return next_logits, token_ids, inputs["decoder_padding_mask"], state
 
     def generate(
