@@ -1,15 +1,22 @@
 """pretrain: masked-LM (BERT-style) or causal-LM (GPT-style) pretraining on a text corpus.
 
 Trains from random weights on the built-in `shakespeare` corpus (or a text file or folder of
-yours), with character-level or WordPiece tokens, under a `tf.distribute` strategy. Reports
-validation loss and perplexity (and masked-LM accuracy); GPT runs print sample generations.
-The classic character-level Shakespeare model is one command:
+yours), with character-level, WordPiece or byte-level BPE (GPT-2's) tokens, under a
+`tf.distribute` strategy. Reports validation loss and perplexity (and masked-LM accuracy); GPT
+runs print sample generations. The classic character-level Shakespeare model is one command:
 
     python -m workflows pretrain --objective causal --tokens char --steps 2000
 
+With `--tokens bpe` the merges are learned from the training split (`--vocabulary-size` tokens:
+the 256 byte symbols, `<|endoftext|>` and the merged ones), or given: `--vocabulary vocab.json
+--merges merges.txt` (GPT-2 / Hugging Face files) or `--vocabulary tokenizer.json` (a Hugging
+Face ByteLevel BPE). `<|endoftext|>` ends each text of the training stream and starts each
+prompt; given files without it make a stream with no end token (a note says so).
+
 Outputs (in --output-dir, default runs/pretrain-<time>/): config.json, model.keras,
 tokenizer.json, preprocessor.json (the tokenizer with the run's sequence length and special
-tokens, so `workflows export --run` serves text as the run trained), history.json,
+tokens, so `workflows export --run` serves text as the run trained; BPE runs add the
+tokenizer's vocab.json and merges.txt, for Hugging Face tools), history.json,
 metrics.json, samples.txt, train_loss.json (the loss of every step) and tensorboard/
 (`tensorboard --logdir <run>/tensorboard`). A killed run resumes from its last evaluation
 when started again with the same --output-dir.
@@ -40,10 +47,10 @@ from keras_transformer.preprocessing import (
     Preprocessor,
     save_preprocessor,
 )
-from keras_transformer.text import CharacterTokenizer, WordPieceTokenizer
+from keras_transformer.text import BytePairTokenizer
 from keras_transformer.text.io import save_tokenizer
-from keras_transformer.text.vocabulary import train_word_piece_vocabulary
 from workflows.config import setting, write_json_atomic
+from workflows.pretrain_tokens import build_tokenizer, causal_lm_tokens, check_token_settings
 from workflows.training import fit, make_optimizer, save_model_atomic, start, write_history
 
 
@@ -52,10 +59,24 @@ class Config:
     objective: str = setting(
         "causal", "causal (GPT-style) or masked (BERT-style)", ("causal", "masked")
     )
-    tokens: str = setting("char", "char (characters) or wordpiece", ("char", "wordpiece"))
+    tokens: str = setting(
+        "char",
+        "char (characters), wordpiece, or bpe (GPT-2's byte-level BPE)",
+        ("char", "wordpiece", "bpe"),
+    )
     corpus: str = setting("shakespeare", "built-in 'shakespeare', or a text file or folder")
-    vocabulary: str | None = setting(None, "a vocab.txt for wordpiece (else trained on the corpus)")
-    vocabulary_size: int = setting(8000, "size of a WordPiece vocabulary trained on the corpus")
+    vocabulary: str | None = setting(
+        None,
+        "wordpiece: a vocab.txt; bpe: a vocab.json (with --merges) or a Hugging Face "
+        "tokenizer.json; not given: learned from the corpus",
+    )
+    merges: str | None = setting(None, "bpe: the merges.txt of a --vocabulary vocab.json")
+    vocabulary_size: int = setting(
+        8000,
+        "size of a vocabulary learned from the corpus: wordpiece, its tokens with the special "
+        "ones; bpe, the 256 byte symbols, <|endoftext|> and the merges (at most that many: "
+        "merging stops at pairs seen once); not used by char or a given --vocabulary",
+    )
     size: str = setting("tiny", "model size: tiny, mini, small, medium, base")
     num_layers: int | None = setting(None, "override the size's number of layers")
     hidden_dim: int | None = setting(None, "override the size's width")
@@ -97,7 +118,9 @@ class Config:
         if self.tokens == "char":
             unused += ["vocabulary", "vocabulary_size"]
         elif self.vocabulary:
-            unused.append("vocabulary_size")  # the given vocab.txt fixes the size
+            unused.append("vocabulary_size")  # the given files fix the size
+        if self.tokens != "bpe":
+            unused.append("merges")
         return tuple(unused)
 
 
@@ -146,17 +169,6 @@ def load_corpus(corpus, seed=0):
     return [joined[:cut]], [joined[cut:]]
 
 
-def build_tokenizer(config, train_texts):
-    if config.tokens == "char":
-        return CharacterTokenizer.from_text(train_texts)
-    if config.vocabulary:
-        return WordPieceTokenizer(config.vocabulary)
-    vocabulary = train_word_piece_vocabulary(
-        tf.data.Dataset.from_tensor_slices(train_texts), config.vocabulary_size
-    )
-    return WordPieceTokenizer(vocabulary)
-
-
 def build_model(config, vocabulary_size):
     overrides = {
         key: getattr(config, key)
@@ -202,7 +214,9 @@ def split_passages(texts, max_chars):
 def make_preprocessor(config, tokenizer):
     """The run's preprocessor: what `make_dataset` maps, saved as preprocessor.json."""
     if config.objective == "causal":
-        return CausalLMPreprocessor(tokenizer, config.sequence_length)
+        return CausalLMPreprocessor(
+            tokenizer, config.sequence_length, **causal_lm_tokens(tokenizer)
+        )
     return MaskedLMPreprocessor(
         tokenizer, config.sequence_length, mask_selection_rate=config.mask_rate, seed=config.seed
     )
@@ -262,6 +276,7 @@ def check_config(config):
             "Masked-LM pretraining needs the [CLS]/[SEP]/[MASK] tokens of a WordPiece "
             "vocabulary: use --tokens wordpiece with --objective masked."
         )
+    check_token_settings(config)
     for name in (
         "steps",
         "batch_size",
@@ -288,6 +303,8 @@ def run(config):
     if place.chief:
         save_tokenizer(tokenizer, tokenizer_path)
         save_preprocessor(preprocessor, os.path.join(run_dir, "preprocessor.json"))
+        if isinstance(tokenizer, BytePairTokenizer):  # for Hugging Face tools
+            tokenizer.save_files(run_dir)
     train_ds = make_dataset(config, train_texts, preprocessor, config.batch_size, True).repeat()
     validation_ds = make_dataset(config, validation_texts, preprocessor, config.batch_size, False)
     validation_ds = with_known_cardinality(validation_ds.take(config.eval_batches).cache())
@@ -333,6 +350,8 @@ def run(config):
 
     evaluation = training.evaluate(model, validation_ds, strategy=strategy)
     metrics = {
+        "tokens": config.tokens,
+        "vocabulary_size": tokenizer.vocabulary_size(),
         "validation_loss": float(evaluation["loss"]),
         "validation_perplexity": float(math.exp(min(evaluation["loss"], 50.0))),
         "validation_accuracy": float(evaluation.get("accuracy", float("nan"))),
@@ -352,8 +371,10 @@ def run(config):
                 file.write("\n\n-----\n\n".join(samples) + "\n")
         write_json_atomic(os.path.join(run_dir, "metrics.json"), metrics)
     print(
-        f"[pretrain] done: {steps_done} steps in {seconds:.0f} s, validation loss "
-        f"{metrics['validation_loss']:.3f}, perplexity {metrics['validation_perplexity']:.2f}",
+        f"[pretrain] done: {steps_done} steps in {seconds:.0f} s, {config.tokens} tokens "
+        f"(vocabulary {metrics['vocabulary_size']:,}), validation loss "
+        f"{metrics['validation_loss']:.3f}, perplexity {metrics['validation_perplexity']:.2f} "
+        "per token",
         flush=True,
     )
     for i, sample in enumerate(samples):
