@@ -162,7 +162,10 @@ def build_byte_pair_tokenizer(config, train_texts):
         )
         start = time.monotonic()
         vocabulary, merges = train_byte_pair_vocabulary(
-            train_texts, config.vocabulary_size, [GPT2_END_TOKEN], verbose=config.verbose > 0
+            train_texts,
+            config.vocabulary_size,
+            [GPT2_END_TOKEN],
+            verbose=config.verbose == 1,  # a progress bar; 2 (logs): the lines around it
         )
         print(
             f"[pretrain] {len(merges):,} merges learned in {time.monotonic() - start:.1f} s: "

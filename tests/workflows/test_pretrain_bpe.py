@@ -108,11 +108,15 @@ def test_a_bpe_run_learns_merges_trains_and_samples_text(bpe_run):
     assert preprocessor.end_token_id == end_id and preprocessor.start_token_id == end_id
     assert preprocessor.tokenizer.vocabulary == tokenizer.vocabulary
     assert preprocessor.tokenizer.merges == tokenizer.merges
-    # vocab.json + merges.txt for Hugging Face tools: the same tokenizer.
-    again = BytePairTokenizer(
+    # vocab.json + merges.txt for Hugging Face tools: `tokenizers` reads the same ids.
+    from tokenizers import ByteLevelBPETokenizer
+
+    hugging_face = ByteLevelBPETokenizer(
         os.path.join(run_dir, "vocab.json"), os.path.join(run_dir, "merges.txt")
     )
-    assert again.vocabulary == tokenizer.vocabulary and again.merges == tokenizer.merges
+    hugging_face.add_special_tokens([GPT2_END_TOKEN])
+    texts = ["To be, or not to be", f"ROMEO: 'tis{GPT2_END_TOKEN}JULIET:", "Café 🙂"]
+    assert tokenizer(texts).to_list() == [hugging_face.encode(s).ids for s in texts]
     metrics = read_json(os.path.join(run_dir, "metrics.json"))
     assert metrics["tokens"] == "bpe" and metrics["vocabulary_size"] == 400
     (sample,) = result.samples
