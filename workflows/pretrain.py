@@ -49,6 +49,7 @@ from keras_transformer.preprocessing import (
 )
 from keras_transformer.text import BytePairTokenizer
 from keras_transformer.text.io import save_tokenizer
+from keras_transformer.training.evaluation import bits_per_character
 from workflows.config import setting, write_json_atomic
 from workflows.pretrain_tokens import build_tokenizer, causal_lm_tokens, check_token_settings
 from workflows.training import fit, make_optimizer, save_model_atomic, start, write_history
@@ -349,12 +350,23 @@ def run(config):
     steps_done = int(model.optimizer.iterations.numpy())
 
     evaluation = training.evaluate(model, validation_ds, strategy=strategy)
+    bits = None
+    if config.objective == "causal":  # the blocks of validation_ds, scored per character
+        bits = bits_per_character(
+            model,
+            preprocessor,
+            validation_texts,
+            batch_size=config.batch_size,
+            max_blocks=config.eval_batches * config.batch_size,
+            drop_remainder=True,
+        )["bits_per_character"]
     metrics = {
         "tokens": config.tokens,
         "vocabulary_size": tokenizer.vocabulary_size(),
         "validation_loss": float(evaluation["loss"]),
         "validation_perplexity": float(math.exp(min(evaluation["loss"], 50.0))),
         "validation_accuracy": float(evaluation.get("accuracy", float("nan"))),
+        "validation_bits_per_character": bits,
         "train_loss_first": history["loss"][0] if history.get("loss") else None,
         "train_loss_last": history["loss"][-1] if history.get("loss") else None,
         "tokens_per_second": steps_done * config.batch_size * config.sequence_length / seconds
@@ -374,7 +386,7 @@ def run(config):
         f"[pretrain] done: {steps_done} steps in {seconds:.0f} s, {config.tokens} tokens "
         f"(vocabulary {metrics['vocabulary_size']:,}), validation loss "
         f"{metrics['validation_loss']:.3f}, perplexity {metrics['validation_perplexity']:.2f} "
-        "per token",
+        "per token" + (f", {bits:.3f} bits per character" if bits is not None else ""),
         flush=True,
     )
     for i, sample in enumerate(samples):

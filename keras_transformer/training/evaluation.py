@@ -43,7 +43,9 @@ def characters_per_id(tokenizer, one_character_ids=()):
     return counts
 
 
-def bits_per_character(model, preprocessor, texts, batch_size=32, max_blocks=None):
+def bits_per_character(
+    model, preprocessor, texts, batch_size=32, max_blocks=None, drop_remainder=False
+):
     """Validation bits per character of a causal LM over texts, cut as training cuts them.
 
     The texts become one stream with `preprocessor.stream` (each text followed by the end
@@ -59,6 +61,8 @@ def bits_per_character(model, preprocessor, texts, batch_size=32, max_blocks=Non
         texts: list of str.
         batch_size: int. Blocks per forward pass. Defaults to `32`.
         max_blocks: int or None. Score only the first blocks. Defaults to `None` (all).
+        drop_remainder: bool. Score whole batches of `batch_size` blocks only, as a validation
+            dataset batched with `drop_remainder=True` does. Defaults to `False`.
 
     Returns:
         A dict: `bits_per_character`, `loss_per_token` (nats), `characters_per_token`,
@@ -78,10 +82,13 @@ def bits_per_character(model, preprocessor, texts, batch_size=32, max_blocks=Non
     count = len(stream) // block
     if max_blocks is not None:
         count = min(count, int(max_blocks))
+    if drop_remainder:
+        count -= count % batch_size
     if count == 0:
         raise ValueError(
-            f"The texts make {len(stream)} tokens, fewer than one block of {block}: give more "
-            "text or a model with a shorter sequence_length."
+            f"The texts make {len(stream)} tokens, fewer than one block of {block}"
+            + (f" (or one batch of {batch_size} blocks)" if drop_remainder else "")
+            + ": give more text or a model with a shorter sequence_length."
         )
     blocks = stream[: count * block].reshape(count, block)
     tokenizer = preprocessor.tokenizer

@@ -72,6 +72,10 @@ def test_blocks_are_cut_as_training_cuts_them_and_max_blocks_limits_them():
         Uniform(tokenizer.vocabulary_size()), preprocessor, TEXTS, max_blocks=2
     )
     assert limited["blocks"] == 2 and limited["tokens"] == 8
+    batches = bits_per_character(
+        Uniform(tokenizer.vocabulary_size()), preprocessor, TEXTS, batch_size=3, drop_remainder=True
+    )
+    assert batches["blocks"] == (len(stream) // 5) // 3 * 3
 
 
 def test_too_little_text_is_a_clear_error():

@@ -185,6 +185,10 @@ def test_validation_loss_is_the_mean_over_batches(corpus_file, tmp_path):
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     by_hand = np.mean([float(loss(y, model(x), sample_weight=w)) for x, y, w in dataset])
     assert result.metrics["validation_loss"] == pytest.approx(by_hand, rel=1e-4)
+    # Bits per character score the same blocks: characters are tokens here (one per target,
+    # [EOS] included), so bits per character = the loss in bits.
+    bits = result.metrics["validation_bits_per_character"]
+    assert bits == pytest.approx(by_hand / np.log(2), rel=1e-4)
 
 
 def test_steps_not_a_multiple_of_the_interval_trains_exactly_that_many(corpus_file, tmp_path):
