@@ -332,8 +332,9 @@ class BytePairTokenizer(VocabularyTokenizer):
             string tensor of shape (B,), or a scalar string for 1-D inputs.
         """
         ids, unbatched = to_ragged_ids(inputs)
-        pieces = tf.gather(self._token_bytes, ids.values)
-        text = join_rows(pieces, tf.cast(ids.row_splits, tf.int32))
+        with tf.name_scope("detokenize"):
+            pieces = tf.gather(self._token_bytes, ids.values)
+            text = join_rows(pieces, tf.cast(ids.row_splits, tf.int32))
         return text[0] if unbatched else text
 
     def get_config(self):

@@ -119,15 +119,17 @@ def split_words(text, special_regex=None, special_table=None, add_prefix_space=F
     Returns:
         A tuple `(words, row_splits)`: string (N,) and int32 (B + 1,).
     """
+    any_invalid = None  # Whether some text is not valid UTF-8, once known.
     if special_regex:
         with tf.name_scope("special_tokens"):
             # Split the valid UTF-8 form (raw text may hold MARK bytes), then give the pieces
             # of invalid rows their own bytes back.
             proxy, invalid = _valid_utf8(text)
+            any_invalid = tf.reduce_any(invalid)
             marked = tf.strings.regex_replace(proxy, f"({special_regex})", MARK + rb"\1" + MARK)
             pieces, piece_row, piece_splits = split_on_mark(marked)
             pieces = tf.cond(
-                tf.reduce_any(invalid),
+                any_invalid,
                 lambda: _restore_bytes(pieces, piece_row, text, invalid),
                 lambda: pieces,
             )
@@ -139,7 +141,16 @@ def split_words(text, special_regex=None, special_table=None, add_prefix_space=F
             needs &= special_table.lookup(pieces) < 0
         pieces = tf.strings.join([tf.where(needs, " ", ""), pieces])
     with tf.name_scope("utf8"):
-        proxy, invalid = _valid_utf8(pieces)
+        if any_invalid is None:
+            proxy, invalid = _valid_utf8(pieces)
+        else:
+            # Pieces cut from valid UTF-8 at whole characters are valid: check them again
+            # only if some text was not.
+            proxy, invalid = tf.cond(
+                any_invalid,
+                lambda: _valid_utf8(pieces),
+                lambda: (pieces, tf.zeros(tf.shape(pieces), tf.bool)),
+            )
     with tf.name_scope("split"):
         prefix = f"{special_regex}|" if special_regex else ""
         if special_regex:
@@ -150,11 +161,12 @@ def split_words(text, special_regex=None, special_table=None, add_prefix_space=F
             marked = tf.strings.regex_replace(proxy, RUN_END_REGEX, MARK + rb"\1\2")
         marked = tf.strings.regex_replace(marked, prefix + WORD_REGEX, MARK + rb"\0")
         words, word_piece, piece_word_splits = split_on_mark(marked)
-    words = tf.cond(
-        tf.reduce_any(invalid),
-        lambda: _restore_bytes(words, word_piece, pieces, invalid),
-        lambda: words,
-    )
+    with tf.name_scope("restore_bytes"):
+        words = tf.cond(
+            tf.reduce_any(invalid),
+            lambda: _restore_bytes(words, word_piece, pieces, invalid),
+            lambda: words,
+        )
     return words, tf.gather(piece_word_splits, piece_splits)
 
 
