@@ -60,12 +60,17 @@ def load_texts():
     return [line.split("\t", 2)[2] for line in lines if line.strip()], "vadersentiment sdist"
 
 
-def throughput(tokenizer, texts, batch_size, parallel):
+def tokenized_dataset(tokenizer, texts, batch_size, parallel):
+    """`texts` in batches of `batch_size`, cached, mapped through `tokenizer` and prefetched."""
     dataset = tf.data.Dataset.from_tensor_slices(texts).cache()
     dataset = dataset.batch(batch_size).map(
         tokenizer, num_parallel_calls=tf.data.AUTOTUNE if parallel else None
     )
-    dataset = dataset.prefetch(tf.data.AUTOTUNE)
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def throughput(tokenizer, texts, batch_size, parallel):
+    dataset = tokenized_dataset(tokenizer, texts, batch_size, parallel)
     for _ in dataset:  # Warm up: trace, fill the cache.
         pass
 
@@ -78,8 +83,20 @@ def throughput(tokenizer, texts, batch_size, parallel):
     return run
 
 
-def profile(build, texts, batch_size, batches=20):
-    """Per-op times of one batch in a single-threaded TF1 session, grouped by stage."""
+def profile(build, texts, batch_size, batches=20, stages=STAGES):
+    """Per-op times of one batch in a single-threaded TF1 session, grouped by stage.
+
+    Args:
+        build: callable making the tokenizer (inside the session's graph).
+        texts: list of str. Cut into batches of `batch_size`; all of them are timed.
+        batch_size: int.
+        batches: int. How many batches are traced op by op.
+        stages: sequence of str. The name scopes to group by (see `trace_ops`).
+
+    Returns:
+        `(seconds per batch untraced, {stage: microseconds}, {stage: ops run}, {op type:
+        microseconds})`, the last three per traced batch.
+    """
     graph = tf.Graph()
     with graph.as_default():
         tokenizer = build()
@@ -87,33 +104,61 @@ def profile(build, texts, batch_size, batches=20):
         call = getattr(tokenizer, "call", None)
         ids = call(text) if call is not None else tokenizer(text)
         fetches = [ids.flat_values, ids.row_splits]
-        init = tf.compat.v1.tables_initializer()
+    chunks = [texts[i : i + batch_size] for i in range(0, len(texts), batch_size)]
+    feeds = [{text: chunk} for chunk in chunks]
+    with single_threaded_session(graph) as session:
+        per_batch = seconds_per_run(session, fetches, feeds)
+        return (per_batch, *trace_ops(session, fetches, feeds[:batches], stages))
+
+
+def single_threaded_session(graph):
+    """A TF1 session on `graph` with one thread for all ops; its tables are initialized."""
     config = tf.compat.v1.ConfigProto(
         inter_op_parallelism_threads=1, intra_op_parallelism_threads=1
     )
-    chunks = [texts[i : i + batch_size] for i in range(0, len(texts), batch_size)]
-    with tf.compat.v1.Session(graph=graph, config=config) as session:
-        session.run(init)
-        for chunk in chunks[:3]:
-            session.run(fetches, {text: chunk})
-        start = time.perf_counter()
-        for chunk in chunks:
-            session.run(fetches, {text: chunk})
-        per_batch = (time.perf_counter() - start) / len(chunks)
-        options = tf.compat.v1.RunOptions(trace_level=tf.compat.v1.RunOptions.FULL_TRACE)
-        stage_time, stage_ops, op_time = collections.Counter(), collections.Counter(), {}
-        for chunk in chunks[:batches]:
-            metadata = tf.compat.v1.RunMetadata()
-            session.run(fetches, {text: chunk}, options=options, run_metadata=metadata)
-            for device in metadata.step_stats.dev_stats:
-                for node in device.node_stats:
-                    name = node.node_name.split(":")[0]
-                    stage = next((s for s in STAGES if f"{s}/" in name), "other")
-                    stage_time[stage] += node.all_end_rel_micros / batches
-                    stage_ops[stage] += 1 / batches
-                    op = node.timeline_label.split(" = ")[-1].split("(")[0] or name
-                    op_time[op] = op_time.get(op, 0) + node.all_end_rel_micros / batches
-    return per_batch, stage_time, stage_ops, op_time
+    session = tf.compat.v1.Session(graph=graph, config=config)
+    with graph.as_default():
+        session.run(tf.compat.v1.tables_initializer())
+    return session
+
+
+def seconds_per_run(session, fetches, feeds, warmup=3):
+    """Mean wall-clock seconds of `session.run(fetches, feed)` over `feeds` (after `warmup`)."""
+    for feed in feeds[:warmup]:
+        session.run(fetches, feed)
+    start = time.perf_counter()
+    for feed in feeds:
+        session.run(fetches, feed)
+    return (time.perf_counter() - start) / len(feeds)
+
+
+def trace_ops(session, fetches, feeds, stages):
+    """Per-op times of `session.run(fetches, feed)` for each feed (FULL_TRACE), by name scope.
+
+    Args:
+        session: a TF1 session (single-threaded, so that op times add up to the run's).
+        fetches: what to run.
+        feeds: list of feed dicts, one traced run each.
+        stages: sequence of str. Name scopes; an op belongs to the outermost scope of its name
+            that is one of them (`merges/cond/split/x` to `merges`), else to "other".
+
+    Returns:
+        `({stage: microseconds}, {stage: ops run}, {op type: microseconds})`, per run.
+    """
+    options = tf.compat.v1.RunOptions(trace_level=tf.compat.v1.RunOptions.FULL_TRACE)
+    stage_time, stage_ops, op_time = collections.Counter(), collections.Counter(), {}
+    for feed in feeds:
+        metadata = tf.compat.v1.RunMetadata()
+        session.run(fetches, feed, options=options, run_metadata=metadata)
+        for device in metadata.step_stats.dev_stats:
+            for node in device.node_stats:
+                name = node.node_name.split(":")[0]
+                stage = next((s for s in name.split("/")[:-1] if s in stages), "other")
+                stage_time[stage] += node.all_end_rel_micros / len(feeds)
+                stage_ops[stage] += 1 / len(feeds)
+                op = node.timeline_label.split(" = ")[-1].split("(")[0] or name
+                op_time[op] = op_time.get(op, 0) + node.all_end_rel_micros / len(feeds)
+    return stage_time, stage_ops, op_time
 
 
 def setup(vocabulary_path=None, vocabulary_size=30522):
