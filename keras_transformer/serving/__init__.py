@@ -7,7 +7,8 @@
     SavedModelPredictor(result.base)("serving_default", texts=["Loved it!"])
 
 - `export`: writes `BASE/VERSION/` atomically (TF Serving's layout) with signatures that take
-  raw strings (`serving_default`, `embed`, `fill_mask`, `generate`) and token ids
+  raw strings (`serving_default`, `embed`, `fill_mask`, `generate` for GPT and seq2seq
+  models) and token ids
   (`from_token_ids`), `preprocess` (raw strings -> the model's input tensors) for BERT-style
   models, and `assets.extra/tf_serving_warmup_requests`. Text goes through the task's
   preprocessor (`keras_transformer.preprocessing`; pass the run's with `preprocessor=`), the
@@ -38,6 +39,7 @@ from keras_transformer.serving.requests import (
     rest_response,
     rest_url,
 )
+from keras_transformer.serving.seq2seq import Seq2SeqModule
 from keras_transformer.serving.signatures import ClassifierModule, EncoderModule, MaskedLMModule
 from keras_transformer.serving.warmup import read_warmup_requests, write_warmup_requests
 
@@ -48,6 +50,7 @@ __all__ = [
     "ExportResult",
     "MaskedLMModule",
     "SavedModelPredictor",
+    "Seq2SeqModule",
     "check_model_name",
     "export",
     "grpc_request",

@@ -23,10 +23,12 @@ from keras_transformer.models import (
     BertMaskedLM,
     GPTBackbone,
     GPTCausalLM,
+    Seq2SeqTransformer,
 )
 from keras_transformer.preprocessing import Preprocessor
 from keras_transformer.serving.generation import CausalLMModule
 from keras_transformer.serving.layout import atomic_version_dir, resolve_version_path
+from keras_transformer.serving.seq2seq import Seq2SeqModule
 from keras_transformer.serving.signatures import ClassifierModule, EncoderModule, MaskedLMModule
 from keras_transformer.serving.warmup import write_warmup_requests
 
@@ -97,6 +99,7 @@ def serving_module(model, tokenizer=None, preprocessor=None, **options):
     | `BertBackbone`   | `EncoderModule`  | `embed`                        |
     | `BertMaskedLM`   | `MaskedLMModule` | `fill_mask`                    |
     | `GPTCausalLM`    | `CausalLMModule` | `generate`                     |
+    | `Seq2SeqTransformer` | `Seq2SeqModule` | `generate`                  |
 
     Args:
         model: one of the models above, or a `PretrainedModel` (its tokenizer, special
@@ -104,8 +107,8 @@ def serving_module(model, tokenizer=None, preprocessor=None, **options):
         tokenizer: tokenizer layer or None (token-id signatures only); a preprocessor here is
             taken as `preprocessor`.
         preprocessor: the task's preprocessor (`ClassifierPreprocessor` for classifiers and
-            encoders, `MaskedLMPreprocessor`, `CausalLMPreprocessor`) or None (then one is
-            built from `tokenizer`).
+            encoders, `MaskedLMPreprocessor`, `CausalLMPreprocessor`, `Seq2SeqPreprocessor`)
+            or None (then one is built from `tokenizer`).
         **options: passed to the module: `class_names`, `pooling`, `top_k`,
             `max_sequence_length` (overrides the preprocessor's `sequence_length`),
             `special_ids`, `max_new_tokens`, `prompt_start_token`, `end_token`. Options that
@@ -137,6 +140,7 @@ def serving_module(model, tokenizer=None, preprocessor=None, **options):
             CausalLMModule,
             ("max_new_tokens", "prompt_start_token", "end_token"),
         ),
+        (Seq2SeqTransformer, Seq2SeqModule, ("max_new_tokens",)),
     )
     for model_class, module_class, allowed in kinds:
         if isinstance(model, model_class):
@@ -147,8 +151,9 @@ def serving_module(model, tokenizer=None, preprocessor=None, **options):
             return module_class(model, tokenizer, **kwargs)
     hint = " Wrap it in GPTCausalLM to export generation." if isinstance(model, GPTBackbone) else ""
     raise ValueError(
-        "export supports BertClassifier, BertBackbone, BertMaskedLM and GPTCausalLM (or a "
-        f"PretrainedModel holding one). Received: {type(model).__name__}.{hint}"
+        "export supports BertClassifier, BertBackbone, BertMaskedLM, GPTCausalLM and "
+        "Seq2SeqTransformer (or a PretrainedModel holding one). Received: "
+        f"{type(model).__name__}.{hint}"
     )
 
 
@@ -198,13 +203,17 @@ def export(
     - `BertMaskedLM`: `fill_mask` (text with `[MASK]` -> top_tokens, top_ids, top_scores, ...).
     - `GPTCausalLM`: `generate` (prompts -> generated_text, token_ids, padding_mask), the
       decoding loop with its key/value cache inside the graph.
-    - every model: `from_token_ids` (`token_ids`, `padding_mask` int32 (B, T) in).
+    - `Seq2SeqTransformer`: `generate` (sources -> generated_text, token_ids,
+      padding_mask): the encoder once, cross-attention keys and values once, the decoder
+      with its key/value cache; needs the run's `Seq2SeqPreprocessor` (or a tokenizer).
+    - every model: `from_token_ids` (`token_ids`, `padding_mask` int32 (B, T) in; a
+      `Seq2SeqTransformer`: `encoder_token_ids`, `encoder_padding_mask` (B, S)).
     The text signature is also `serving_default`. Without a tokenizer, only `from_token_ids`
     is exported (and is `serving_default`).
 
     Args:
-        model: `BertClassifier`, `BertBackbone`, `BertMaskedLM`, `GPTCausalLM`, or a
-            `PretrainedModel` (e.g. `load_minilm()`).
+        model: `BertClassifier`, `BertBackbone`, `BertMaskedLM`, `GPTCausalLM`,
+            `Seq2SeqTransformer`, or a `PretrainedModel` (e.g. `load_minilm()`).
         tokenizer: the model's tokenizer layer (a default preprocessor is built), a
             preprocessor, or None.
         path: str. The base folder TF Serving watches (`saved_models/NAME`), or with `name`
