@@ -6,6 +6,7 @@ TensorFlow ops only, so stock TF Serving loads it) and warm-up requests in asset
 
     python -m workflows export --run runs/transfer-x --name sentiment
     python -m workflows export --run runs/pretrain-x --name shakespeare
+    python -m workflows export --run runs/seq2seq-x --name g2p
     python -m workflows export --model-path other/model.keras \\
         --tokenizer-path other/tokenizer.json --name other
     python -m workflows export --pretrained minilm --name minilm
@@ -18,6 +19,9 @@ names in class-index order, written by transfer, finetune, scratch and distill),
 `label` is the dataset's own label string; --class-names overrides it. A run folder from
 before preprocessor.json existed falls back to its tokenizer.json and the sequence_length of
 its config.json (with a printed note). --max-sequence-length overrides the truncation.
+A seq2seq run's preprocessor.json holds its Seq2SeqPreprocessor (source and target
+tokenizers, encoder and decoder lengths): the served `generate` frames sources as its
+training did and decodes up to its decoder length unless --max-new-tokens says otherwise.
 
 --huggingface takes a Hugging Face checkpoint folder (BERT, MiniLM / sentence-transformers,
 DistilBERT or GPT-2: config.json, model.safetensors and the tokenizer files; or a repo id
@@ -28,7 +32,8 @@ eos_token_id; so greedy `generate` gives the text of `model.generate(tokenizer(p
 .input_ids)` on those tokens.
 
 Classifiers get `serving_default` (label, probabilities, logits), encoders `embed`, masked
-LMs `fill_mask`, causal LMs `generate` (in-graph decoding); every model `from_token_ids`.
+LMs `fill_mask`, causal LMs and seq2seq models `generate` (in-graph decoding); every model
+`from_token_ids`.
 See docs/SERVING.md for the signatures and example requests.
 """
 
@@ -38,11 +43,18 @@ import os
 
 import keras
 
-from keras_transformer.models import BertBackbone, BertClassifier, BertMaskedLM, GPTCausalLM
+from keras_transformer.models import (
+    BertBackbone,
+    BertClassifier,
+    BertMaskedLM,
+    GPTCausalLM,
+    Seq2SeqTransformer,
+)
 from keras_transformer.preprocessing import (
     CausalLMPreprocessor,
     ClassifierPreprocessor,
     MaskedLMPreprocessor,
+    Seq2SeqPreprocessor,
     load_preprocessor,
 )
 from keras_transformer.serving import export
@@ -53,6 +65,7 @@ PREPROCESSORS = (
     (BertMaskedLM, MaskedLMPreprocessor),
     (BertBackbone, ClassifierPreprocessor),
     (GPTCausalLM, CausalLMPreprocessor),
+    (Seq2SeqTransformer, Seq2SeqPreprocessor),
 )
 
 DEFAULT_NAMES = {
@@ -60,6 +73,7 @@ DEFAULT_NAMES = {
     "BertBackbone": "encoder",
     "BertMaskedLM": "masked_lm",
     "GPTCausalLM": "causal_lm",
+    "Seq2SeqTransformer": "seq2seq",
 }
 
 
@@ -93,7 +107,9 @@ class Config:
         None, "truncate inputs to this many tokens (default: the run's sequence length)"
     )
     top_k: int = setting(5, "fill_mask: candidates per [MASK]")
-    max_new_tokens: int = setting(32, "generate: default number of new tokens")
+    max_new_tokens: int | None = setting(
+        None, "generate: default number of new tokens (default: 32; seq2seq: the run's T)"
+    )
     warmup: bool = setting(True, "write assets.extra/tf_serving_warmup_requests")
 
 
@@ -152,8 +168,18 @@ def preprocessor_for(model, preprocessor):
     """The preprocessor kind `model`'s export takes, keeping `preprocessor`'s tokenizer and length.
 
     A masked-LM run's `MaskedLMPreprocessor` frames text as a `ClassifierPreprocessor` does, so
-    its encoder (`BertBackbone`) is served with one of those at the same sequence length.
+    its encoder (`BertBackbone`) is served with one of those at the same sequence length. A
+    `Seq2SeqTransformer` is served only with its own `Seq2SeqPreprocessor`.
+
+    Raises:
+        ValueError: a seq2seq model with another preprocessor, or the other way round.
     """
+    if isinstance(model, Seq2SeqTransformer) != isinstance(preprocessor, Seq2SeqPreprocessor):
+        raise ValueError(
+            f"A {type(model).__name__} cannot be served with a "
+            f"{type(preprocessor).__name__}: a Seq2SeqTransformer and a Seq2SeqPreprocessor "
+            "go together. Check that preprocessor.json belongs to the run's model.keras."
+        )
     for model_class, preprocessor_class in PREPROCESSORS:
         if isinstance(model, model_class):
             if isinstance(preprocessor, preprocessor_class):
@@ -172,6 +198,13 @@ def run_preprocessor(run, model):
     path = os.path.join(run, "preprocessor.json")
     if os.path.isfile(path):
         return preprocessor_for(model, load_preprocessor(path))
+    if isinstance(model, Seq2SeqTransformer):
+        raise FileNotFoundError(
+            f"--run {run!r} holds a Seq2SeqTransformer but no preprocessor.json (its source "
+            "and target tokenizers and lengths, written by `python -m workflows seq2seq`): "
+            "the run did not finish, or pass --model-path and --tokenizer-path (one tokenizer "
+            "for sources and targets)."
+        )
     tokenizer = load_tokenizer(os.path.join(run, "tokenizer.json"))
     config_path = os.path.join(run, "config.json")
     length = None
