@@ -30,9 +30,10 @@ WORKFLOWS = {
     "scratch": "workflows.scratch",
     "as-is": "workflows.asis",
     "distill": "workflows.distill",
+    "seq2seq": "workflows.seq2seq",
 }
 # The workflows that train: they take the cluster flags and run on several workers.
-DISTRIBUTED = ("pretrain", "transfer", "finetune", "scratch", "distill")
+DISTRIBUTED = ("pretrain", "transfer", "finetune", "scratch", "distill", "seq2seq")
 
 
 def build_parser():
