@@ -270,16 +270,22 @@ class Seq2SeqBackbone(Backbone):
         step projects only its own tokens. Inference only (no dropout). Equal to the
         positions' rows of a full `decode` pass.
 
+        The decoder rows may be K hypotheses per source (beam search): rows `b * K .. b * K
+        + K - 1` decode source `b`, and their cross-attention queries are grouped by source
+        (B, K * T, H) against that source's keys and values, which are neither repeated
+        nor reordered as the beams are.
+
         Args:
-            token_ids: int (B, T).
-            cache: (B, num_layers, 2, T_max, N, H/N), from `empty_cache` or a previous call.
+            token_ids: int (B * K, T).
+            cache: (B * K, num_layers, 2, T_max, N, H/N), from `empty_cache` or a previous
+                call.
             cache_update_index: int or scalar tensor. Position of the first token.
             cross_attention_cache: (B, num_layers, 2, S, N, H/N), from
                 `cross_attention_cache`.
             encoder_padding_mask: (B, S), true at real source tokens.
 
         Returns:
-            `(hidden, cache)`: (B, T, H) decoder outputs and the updated cache.
+            `(hidden, cache)`: (B * K, T, H) decoder outputs and the updated cache.
         """
         x = self._embed(token_ids, self.decoder_position, cache_update_index, training=False)
         caches = []
@@ -301,10 +307,11 @@ class Seq2SeqBackbone(Backbone):
 def _cached_decoder_step(block, x, cache, cache_update_index, cross_cache, encoder_padding_mask):
     """`TransformerDecoderBlock.call` in inference with both attentions' keys and values
     cached: the same sublayers in the same order, cross attention reading `cross_cache`
-    (B, 2, S, N, H/N) instead of projecting the encoder output again.
+    (B, 2, S, N, H/N) instead of projecting the encoder output again. `x` is (B * K, T, H),
+    K hypotheses per source (see `Seq2SeqBackbone.call_with_cache`).
 
     Returns:
-        `(outputs (B, T, H), updated self-attention cache)`.
+        `(outputs (B * K, T, H), updated self-attention cache)`.
     """
     updated = []
 
@@ -321,12 +328,17 @@ def _cached_decoder_step(block, x, cache, cache_update_index, cross_cache, encod
         return outputs
 
     def cross_attend(y):
-        # A cache without `cache_update_index` is used as it is; `value` only names the
-        # key padding mask's owner (its keys and values are the cache's).
+        shape = ops.shape(y)  # (B * K, T, H)
+        # A source's K hypotheses are consecutive rows: their queries attend to its keys
+        # together, (B, K * T, H). Queries never attend to each other here.
+        sources = ops.shape(cross_cache)[0]
+        per_source = shape[0] // ops.maximum(sources, 1) * shape[1]  # K * T (no rows: 0)
+        grouped = ops.reshape(y, (sources, per_source, shape[-1]))
+        # A cache without `cache_update_index` is used as it is; `value` is not projected.
         outputs, _ = block.cross_attention_layer(
-            y, y, value_mask=encoder_padding_mask, cache=cross_cache, training=False
+            grouped, grouped, value_mask=encoder_padding_mask, cache=cross_cache, training=False
         )
-        return outputs
+        return ops.reshape(outputs, shape)
 
     x = block._sublayer(x, block.attention_norm, self_attend)  # (B, T, H)
     x = block._sublayer(x, block.cross_attention_norm, cross_attend)
@@ -416,7 +428,12 @@ class Seq2SeqTransformer(GenerativeTask):
 
     def start_decoding(self, inputs):
         """Encodes the source and projects its cross-attention keys and values, once; the
-        step runs the decoder on one token against the caches."""
+        step runs the decoder on one token against the caches.
+
+        Only the self-attention cache is decoding state (beam search repeats and reorders
+        it with the beams); the step reads the source's cross-attention keys and values and
+        padding mask as they are, one copy per source.
+        """
         encoder_padding_mask = tf.cast(inputs["encoder_padding_mask"], tf.bool)
         encoded = self.backbone.encode(
             tf.cast(inputs["encoder_token_ids"], tf.int32), encoder_padding_mask, training=False
@@ -425,15 +442,13 @@ class Seq2SeqTransformer(GenerativeTask):
         token_ids = tf.cast(inputs["decoder_token_ids"], tf.int32)
         cache = self.backbone.empty_cache(tf.shape(token_ids)[0], tf.shape(token_ids)[1])
 
-        def next_logits(token_ids, state, index):
-            cache, cross_cache, encoder_padding_mask = state
+        def next_logits(token_ids, cache, index):
             hidden, cache = self.backbone.call_with_cache(
                 token_ids, cache, index, cross_cache, encoder_padding_mask
             )
-            return self.lm_head(hidden)[:, 0, :], (cache, cross_cache, encoder_padding_mask)
+            return self.lm_head(hidden)[:, 0, :], cache
 
-        state = (cache, cross_cache, encoder_padding_mask)
-        return next_logits, token_ids, inputs["decoder_padding_mask"], state
+        return next_logits, token_ids, inputs["decoder_padding_mask"], cache
 
     def generate(
         self,
