@@ -7,23 +7,26 @@ itself; then scores every model on the whole validation split in bits per charac
 (`keras_transformer.training.evaluation.bits_per_character`), the one unit in which a
 character model and a BPE model compare. The lowest wins.
 
-Equal wall-clock: a first phase times training steps of all contenders in alternating rounds
-(so that load from other processes hits them alike) and gives each the number of steps that
-fits the budget at its own speed; the run trains those steps with the usual warm-up and cosine
-schedule. The steps, not a clock, end each run, so load that comes and goes while one row
-trains does not cut that row short (a guard stops a row at 3x the budget plus 2 minutes).
-The table shows the steps each got and the seconds they took (which include the first step's
-tracing). Learning the BPE merges happens before and is not counted (it is timed in its own
-column).
+Equal time, whatever else runs: a first phase times training steps of all contenders in
+alternating rounds, in wall-clock and in CPU time of this process, and gives each the number
+of steps that fits the budget, `--seconds` of CPU time, at its own cost per step; the run
+trains those steps with the usual warm-up and cosine schedule. On a machine of its own a
+step's wall time follows its CPU time, so equal CPU budgets are equal wall-clock budgets; on
+a shared machine wall time swings with the other jobs while CPU time stays the work done, and
+the steps, not a clock, end each run, so load that comes and goes cannot cut one row short
+(a guard stops a row at 6x the budget plus 2 minutes of wall-clock). The table shows both
+costs per step, the steps each row got and the wall seconds they took (with the first step's
+tracing). Learning the BPE merges happens before and is not counted (its own column).
 
     python -m benchmarks.token_choice                 # ~15 min, publishes docs/BENCHMARKS.md
-    python -m benchmarks.token_choice --seconds 300   # a longer budget per row
+    python -m benchmarks.token_choice --seconds 400   # a longer budget per row
     python -m benchmarks.token_choice --quick         # ~4 min tiny run; published only if asked
 """
 
 import argparse
 import math
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -33,7 +36,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras  # noqa: E402
 
 from benchmarks.common import (  # noqa: E402
-    interleaved,
     load_average,
     machine_description,
     markdown_table,
@@ -44,7 +46,7 @@ from keras_transformer.training.evaluation import bits_per_character  # noqa: E4
 from workflows import main_job, pretrain  # noqa: E402
 
 BLOCK = "token_choice"
-DEFAULT_SIZES = (500, 1000, 2000, 4000)
+DEFAULT_SIZES = (500, 1000, 2000)
 
 
 def main_job_settings():
@@ -65,11 +67,18 @@ def contenders(vocabulary_sizes):
     return rows
 
 
-def step_seconds(configs, texts, rounds):
-    """Median seconds of one training step of each config, timed in alternating rounds.
+def step_seconds(configs, texts, rounds, warmup=3):
+    """Median wall-clock and CPU seconds of one training step of each config.
 
     Each contender gets its own tokenizer (BPE merges learned here, timed), dataset batch and
-    compiled model, as `workflows pretrain` builds them.
+    compiled model, as `workflows pretrain` builds them. After `warmup` untimed steps each,
+    the contenders take one step in turn, `rounds` times, the order flipping every round, so
+    that drift in the machine's load hits all alike. CPU time is this process's (all its
+    threads): while one model steps, nothing else in the process runs.
+
+    Returns:
+        `(wall, cpu, merge_seconds)`: dicts name -> median seconds per step, and name ->
+        seconds taken to learn the BPE merges.
     """
     steps, merge_seconds = {}, {}
     for name, config in configs.items():
@@ -86,7 +95,21 @@ def step_seconds(configs, texts, rounds):
             model.train_on_batch(x, y, sample_weight=weights)
 
         steps[name] = step
-    return interleaved(steps, repeats=rounds, warmup=3), merge_seconds
+    for step in steps.values():
+        for _ in range(warmup):
+            step()
+    wall = {name: [] for name in steps}
+    cpu = {name: [] for name in steps}
+    names = list(steps)
+    for round_ in range(rounds):
+        for name in names if round_ % 2 == 0 else reversed(names):
+            wall_start, cpu_start = time.perf_counter(), time.process_time()
+            steps[name]()
+            wall[name].append(time.perf_counter() - wall_start)
+            cpu[name].append(time.process_time() - cpu_start)
+    wall = {name: statistics.median(times) for name, times in wall.items()}
+    cpu = {name: statistics.median(times) for name, times in cpu.items()}
+    return wall, cpu, merge_seconds
 
 
 def measure(seconds, vocabulary_sizes, corpus="shakespeare", overrides=None, rounds=10):
@@ -98,7 +121,7 @@ def measure(seconds, vocabulary_sizes, corpus="shakespeare", overrides=None, rou
         for name, settings in contenders(vocabulary_sizes)
     }
     print(f"[token_choice] timing steps of {', '.join(configs)} ...", flush=True)
-    per_step, merge_seconds = step_seconds(configs, train_texts, rounds)
+    wall, per_step, merge_seconds = step_seconds(configs, train_texts, rounds)
     rows = []
     with tempfile.TemporaryDirectory(prefix="token-choice-") as folder:
         for name, config in configs.items():
@@ -107,15 +130,16 @@ def measure(seconds, vocabulary_sizes, corpus="shakespeare", overrides=None, rou
                 **{
                     **{f: getattr(config, f) for f in config.__dataclass_fields__},
                     "steps": steps,
-                    "max_seconds": 3.0 * seconds + 120.0,
+                    "max_seconds": 6.0 * seconds + 120.0,
                     "eval_interval": steps,
                     "warmup_steps": min(config.warmup_steps, steps // 10),
                     "output_dir": os.path.join(folder, name),
                 }
             )
             print(
-                f"[token_choice] {name}: {per_step[name] * 1000:.0f} ms/step -> {steps} steps "
-                f"in {seconds:.0f} s (load {load_average()})",
+                f"[token_choice] {name}: {per_step[name] * 1000:.0f} CPU ms/step "
+                f"({wall[name] * 1000:.0f} ms wall) -> {steps} steps in {seconds:.0f} CPU-s "
+                f"(load {load_average()})",
                 flush=True,
             )
             result = pretrain.run(config)
@@ -127,7 +151,8 @@ def measure(seconds, vocabulary_sizes, corpus="shakespeare", overrides=None, rou
                     "name": name,
                     "vocabulary": preprocessor.tokenizer.vocabulary_size(),
                     "characters_per_token": score["characters_per_token"],
-                    "step_ms": per_step[name] * 1000,
+                    "step_ms": wall[name] * 1000,
+                    "step_cpu_ms": per_step[name] * 1000,
                     "steps": result.steps,
                     "train_seconds": result.seconds,
                     "merge_seconds": merge_seconds[name],
@@ -138,7 +163,7 @@ def measure(seconds, vocabulary_sizes, corpus="shakespeare", overrides=None, rou
             )
             print(
                 f"[token_choice] {name}: {score['bits_per_character']:.4f} bits per character "
-                f"({result.steps} steps, {result.seconds:.0f} s)",
+                f"({result.steps} steps, {result.seconds:.0f} s wall)",
                 flush=True,
             )
     return sorted(rows, key=lambda row: row["bits_per_character"])
@@ -146,8 +171,8 @@ def measure(seconds, vocabulary_sizes, corpus="shakespeare", overrides=None, rou
 
 def report(rows, seconds, corpus, overrides=None):
     """The markdown block: machine, settings, the table best first, and the winner."""
-    header = ("tokens", "vocabulary", "chars/token", "ms/step", "steps", "train s", "merges s",
-              "validation bits/char", "loss/token")  # fmt: skip
+    header = ("tokens", "vocabulary", "chars/token", "CPU ms/step", "wall ms/step", "steps",
+              "train s", "merges s", "validation bits/char", "loss/token")  # fmt: skip
     table = markdown_table(
         header,
         [
@@ -155,6 +180,7 @@ def report(rows, seconds, corpus, overrides=None):
                 row["name"],
                 f"{row['vocabulary']:,}",
                 f"{row['characters_per_token']:.2f}",
+                f"{row['step_cpu_ms']:.0f}",
                 f"{row['step_ms']:.0f}",
                 f"{row['steps']:,}",
                 f"{row['train_seconds']:.0f}",
@@ -175,8 +201,9 @@ def report(rows, seconds, corpus, overrides=None):
             "",
             f"{who} ({settings['num_layers']} block(s), width {settings['hidden_dim']}, "
             f"context {settings['sequence_length']} tokens, batch {settings['batch_size']}) "
-            f"trained {seconds:g} s per row on `{corpus}`; bits per character over the whole "
-            f"validation split ({rows[0]['characters']:,} characters for the best row).",
+            f"trained {seconds:g} CPU-seconds per row on `{corpus}`; bits per character over "
+            f"the whole validation split ({rows[0]['characters']:,} characters for the best "
+            "row).",
             "",
             table,
             "",
@@ -187,7 +214,9 @@ def report(rows, seconds, corpus, overrides=None):
 
 def parse_arguments(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=float, default=120.0, help="training budget per row")
+    parser.add_argument(
+        "--seconds", type=float, default=240.0, help="training budget per row, CPU-seconds"
+    )
     parser.add_argument(
         "--vocabulary-sizes",
         default=",".join(map(str, DEFAULT_SIZES)),
