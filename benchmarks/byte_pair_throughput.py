@@ -32,16 +32,16 @@ ours to each:
   from each encoding; no `tf.data`, no tensors.
 
 `--profile` adds where our time goes, on one thread (a single-threaded TF1 session): each stage
-of our tokenizer timed alone on its real inputs (pre-tokenization, the BPE of its words, the
-merge while_loop on the words the cache misses, so cache lookup and id assembly by
-difference; detokenize), and the first batches traced op by op, grouped by the name scopes of
+of our tokenizer timed alone on its real inputs (pre-tokenization; cache lookup and id
+assembly of the words the cache holds; the merge while_loop on the words it misses;
+detokenize), and the first batches traced op by op, grouped by the name scopes of
 `BytePairTokenizer` (special tokens, UTF-8 check, GPT-2 regex split, cache, merges, assemble,
 detokenize).
 
 The results go into the `byte_pair_throughput` block of docs/BENCHMARKS.md (a `--quick` run
 only with `--publish`).
 
-    python -m benchmarks.byte_pair_throughput --profile     # the published figures, ~3 min
+    python -m benchmarks.byte_pair_throughput --profile     # the published figures, ~4-8 min
     python -m benchmarks.byte_pair_throughput --quick       # smoke test, ~1 min, publishes nothing
     python -m benchmarks.byte_pair_throughput --vocabulary vocab.json --merges merges.txt
 """
@@ -363,9 +363,9 @@ def profile_ours(tokenizer, texts, batch_size, batches, rounds):
     One single-threaded TF1 session runs each stage of the tokenizer alone on its real inputs
     (the eager layer's intermediate results, held as graph constants so that no strings
     cross from Python), untraced, over every batch: the whole tokenization, pre-tokenization
-    (text -> words), BPE of the words (cache lookup, merge loop, id assembly), the merge loop
-    alone (on the words the cache misses, as `_byte_pair` calls it) and detokenization of the
-    batch's ids. Cache lookup and assembly are BPE minus the merge loop. The first `batches`
+    (text -> words), BPE of the words the cache holds (cache lookup and id assembly; the loop
+    is skipped), the merge loop alone (on the words the cache misses, as `_byte_pair` calls
+    it) and detokenization of the batch's ids. The first `batches`
     batches of the whole tokenization are then traced op by op (FULL_TRACE) to split it by
     name scope; tracing slows every op, so traced microseconds exceed the untraced times,
     most in stages of many small ops. The untraced passes (one per stage) alternate over
@@ -373,7 +373,7 @@ def profile_ours(tokenizer, texts, batch_size, batches, rounds):
     preempt even one thread.
 
     Returns:
-        dict: untraced `ms` per stage (`tokenize`, `pre-tokenize`, `bpe`, `merges`,
+        dict: untraced `ms` per stage (`tokenize`, `pre-tokenize`, `cache`, `merges`,
         `detokenize`), traced `us` and `ops` per name scope (and `detokenize`), `top_ops`
         (the six costliest op types, traced us), `words` per sentence, the share `cached`,
         `missed` words per batch.
@@ -381,11 +381,12 @@ def profile_ours(tokenizer, texts, batch_size, batches, rounds):
     from keras_transformer.text.byte_pair_ops import merge_words
 
     chunks = batches_of(texts, batch_size)
-    words, missed, ids, id_splits = [], [], [], []
+    words, hits, missed, ids, id_splits = [], [], [], [], []
     for chunk in chunks:
         batch_words = tokenizer.split_words(chunk).flat_values
         cached = tokenizer._cache_table.lookup(batch_words) >= 0
         words.append(batch_words.numpy())
+        hits.append(tf.boolean_mask(batch_words, cached).numpy())
         missed.append(tf.boolean_mask(batch_words, ~cached).numpy())
         tokens = tokenizer(chunk)
         ids.append(tokens.flat_values.numpy())
@@ -404,7 +405,7 @@ def profile_ours(tokenizer, texts, batch_size, batches, rounds):
         word_tensor, row_splits = copy._split_words(text)
         tokenize = list(copy._byte_pair(word_tensor)) + [row_splits]
         pre_tokenize = [tf.size(word_tensor), row_splits]
-        bpe = list(copy._byte_pair(batch(words, tf.string)))
+        cached_only = list(copy._byte_pair(batch(hits, tf.string)))
         missed_words = batch(missed, tf.string)
         merges = tf.cond(
             tf.size(missed_words) > 0,
@@ -427,7 +428,7 @@ def profile_ours(tokenizer, texts, batch_size, batches, rounds):
     runs = {
         "tokenize": tokenize,
         "pre-tokenize": pre_tokenize,
-        "bpe": bpe,
+        "cache": cached_only,
         "merges": list(merges),
         "detokenize": detokenize,
     }
@@ -503,11 +504,11 @@ def startup_table(startups):
 def profile_rows(result):
     """`[(stage, untraced ms or None, share or None, traced us)]` of a `profile_ours` result.
 
-    Shares are of the stages timed apart (pre-tokenization, then BPE of its words); cache
-    lookup and id assembly are BPE minus the merge loop.
+    Shares are of the sum of the three stages timed apart (pre-tokenization, the cached
+    words' lookup and assembly, the merge loop on the others).
     """
     ms, us = result["ms"], result["us"]
-    apart = ms["pre-tokenize"] + ms["bpe"]
+    apart = ms["pre-tokenize"] + ms["cache"] + ms["merges"]
 
     def traced(*scopes):
         return sum(us.get(scope, 0.0) for scope in scopes)
@@ -523,9 +524,7 @@ def profile_rows(result):
         (f"- {name}", None, None, traced(*scopes)) for name, scopes in PRE_TOKENIZE_SCOPES.items()
     ]
     rows += [
-        stage(
-            "cache lookup and id assembly", ms["bpe"] - ms["merges"], traced("cache", "assemble")
-        ),
+        stage("cache lookup and id assembly", ms["cache"], traced("cache", "assemble")),
         stage("merge while_loop (uncached words)", ms["merges"], traced("merges")),
         ("detokenize (a separate call)", ms["detokenize"], None, us["detokenize"]),
     ]
@@ -612,9 +611,9 @@ def result_text(run, speeds, startups, parity, profiles=None):
             "Where our time goes (`--profile`), per batch of the corpus on one thread (a "
             "single-threaded TF1 session): each stage runs alone on its real inputs, untraced, "
             f"median of {run['repeats']} alternating passes over every batch (pre-tokenization "
-            "on the text, BPE on its words, the merge loop on the words the cache misses; cache "
-            "lookup and id assembly are BPE minus the loop; shares are of pre-tokenization + "
-            "BPE). The traced column sums FULL_TRACE op times of the first batches by name "
+            "on the text, cache lookup and id assembly on the words the cache holds, the merge "
+            "loop on the words it misses; shares are of the sum of those three). The traced "
+            "column sums FULL_TRACE op times of the first batches by name "
             "scope, which splits pre-tokenization; tracing slows every op, most in stages of "
             "many small ops such as the merge loop.",
             "",

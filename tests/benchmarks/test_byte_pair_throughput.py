@@ -109,7 +109,7 @@ def test_result_text_names_the_corpus_below_target():
 def profile_result(**ms):
     scopes = {scope: 100.0 for scope in bpt.SCOPES}
     return {
-        "ms": {"tokenize": 9.5, "pre-tokenize": 4.0, "bpe": 6.0, "merges": 5.0,
+        "ms": {"tokenize": 9.5, "pre-tokenize": 4.0, "cache": 1.0, "merges": 5.0,
                "detokenize": 0.5, **ms},
         "us": {**scopes, "other": 50.0, "detokenize": 700.0},
         "ops": {},
@@ -123,10 +123,10 @@ def profile_result(**ms):
 def test_profile_rows_split_the_stages_timed_apart():
     rows = {name: (ms, share, us) for name, ms, share, us in bpt.profile_rows(profile_result())}
     assert rows["tokenize, one graph"] == (9.5, None, 750.0)  # every scope and "other"
-    assert rows["pre-tokenization"] == (4.0, 0.4, 400.0)  # 4 of the 4 + 6 ms timed apart
+    assert rows["pre-tokenization"] == (4.0, 0.4, 400.0)  # 4 of the 4 + 1 + 5 ms timed apart
     assert rows["- GPT-2 regex split"] == (None, None, 100.0)
     assert rows["- UTF-8 check (and bytes restored)"] == (None, None, 200.0)
-    assert rows["cache lookup and id assembly"] == (1.0, 0.1, 200.0)  # BPE minus the loop
+    assert rows["cache lookup and id assembly"] == (1.0, 0.1, 200.0)
     assert rows["merge while_loop (uncached words)"] == (5.0, 0.5, 100.0)
     assert rows["detokenize (a separate call)"] == (0.5, None, 700.0)
 
@@ -205,6 +205,6 @@ def test_a_small_real_run_agrees_times_and_profiles():
     # The profiled graph holds the eager layer's cache (else profile_ours raises) and each
     # stage is timed.
     result = bpt.profile_ours(tokenizers_by_name["ours"], texts, 64, batches=2, rounds=1)
-    assert all(result["ms"][stage] > 0 for stage in ("tokenize", "pre-tokenize", "merges"))
+    assert all(result["ms"][stage] > 0 for stage in ("tokenize", "pre-tokenize", "cache", "merges"))
     assert 0 < result["cached"] < 1
     assert result["us"]["merges"] > 0 and result["us"]["split"] > 0
