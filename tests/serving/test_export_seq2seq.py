@@ -305,3 +305,22 @@ def test_bad_exports_and_run_folders_are_clear_errors(run_folder, tmp_path):
         export_workflow.preprocessor_for(model, other)
     with pytest.raises(FileNotFoundError, match="no preprocessor.json"):
         export_workflow.run_preprocessor(str(tmp_path), model)
+
+
+def test_bad_requests_get_clear_errors(served):
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"num_beams must be in \[1, 64\]"):
+        served("generate", texts=SOURCES[:1], num_beams=0)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="needs temperature 0"):
+        served("generate", texts=SOURCES[:1], num_beams=2, temperature=0.5)
+    ids = np.array([[5, 6, 0], [5, 0, 0]], "int32")
+    with pytest.raises(tf.errors.InvalidArgumentError, match="right-padded"):
+        served(
+            "from_token_ids",
+            encoder_token_ids=ids,
+            encoder_padding_mask=np.array([[1, 0, 1], [1, 0, 0]], "int32"),
+        )
+    with pytest.raises(tf.errors.InvalidArgumentError, match="at least one token"):
+        served("from_token_ids", encoder_token_ids=ids, encoder_padding_mask=np.zeros_like(ids))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="max_sequence_length=24"):
+        wide = np.ones((1, 30), "int32")
+        served("from_token_ids", encoder_token_ids=wide, encoder_padding_mask=wide)
