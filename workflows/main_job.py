@@ -96,8 +96,8 @@ LANGUAGE_MODEL_TRAINING = {"batch_size": 32, "eval_batches": 4, "warmup_steps": 
 # trains the same GPT with each kind of tokens.
 GPT_TRAINING = {**LANGUAGE_MODEL_TRAINING, "learning_rate": 3e-3, "dropout": 0.0}
 # The GPT's tokens: the winner of `python -m benchmarks.token_choice` (validation bits per
-# character at equal wall-clock, docs/BENCHMARKS.md).
-GPT_TOKENS = {"tokens": "char"}
+# character at equal time against characters and other BPE sizes; table in docs/BENCHMARKS.md).
+GPT_TOKENS = {"tokens": "bpe", "vocabulary_size": 2000}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -417,6 +417,25 @@ def inline(text):
     return re.sub(r"\*\*([^*]*)\*\*", r"<b>\1</b>", text)
 
 
+TOKEN_NAMES = {"char": "characters", "bpe": "byte-level BPE", "wordpiece": "WordPiece"}
+
+
+def gpt_tokens(metrics):
+    """A pretrain run's tokens from its metrics: `characters`, `byte-level BPE, 2,000 tokens`."""
+    kind = metrics.get("tokens", "char")
+    name = TOKEN_NAMES.get(kind, kind)
+    return name if kind == "char" else f"{name}, {metrics['vocabulary_size']:,} tokens"
+
+
+def gpt_quality(metrics):
+    """The validation sentence of a pretrain run: perplexity per token, bits per character."""
+    unit = "character" if metrics.get("tokens", "char") == "char" else "token"
+    text = f"Validation perplexity {metrics['validation_perplexity']:.2f} per {unit}"
+    if metrics.get("validation_bits_per_character") is not None:
+        text += f", {metrics['validation_bits_per_character']:.3f} bits per character"
+    return text + "."
+
+
 def write_report(stage_folder, context):
     """Writes RUN/report.md, RUN/report.html and RUN/figures/*.png; returns the stage summary."""
     folder = context.run_dir
@@ -434,7 +453,9 @@ def write_report(stage_folder, context):
     }
     pretrain_curves = {
         "BERT (masked LM)": read_curves(context.bert["run_dir"]),
-        "GPT (causal LM, characters)": read_curves(context.gpt["run_dir"]),
+        f"GPT (causal LM, {gpt_tokens(context.gpt['metrics'])})": read_curves(
+            context.gpt["run_dir"]
+        ),
     }
     plot_curves(pretrain_curves, os.path.join(figures, "pretraining.png"), ["loss"],
                 "Pretraining", one_panel_per_run=True)  # fmt: skip
@@ -478,9 +499,11 @@ def write_report(stage_folder, context):
     served_text = "\n".join(served["outputs"].get("generated_text", []))
     gpt_metrics = context.gpt["metrics"]
     sections.append(
-        "## Generated Shakespeare (our GPT, characters)\n\n"
-        f"Validation perplexity {gpt_metrics['validation_perplexity']:.2f} per character. "
-        "Sampled in training (top-k 20, temperature 0.8):\n\n"
+        f"## Generated Shakespeare (our GPT, {gpt_tokens(gpt_metrics)})\n\n"
+        f"{gpt_quality(gpt_metrics)} Its tokens are those that won `python -m "
+        "benchmarks.token_choice` (validation bits per character of this GPT trained with "
+        "characters and with BPE at several vocabulary sizes for equal time; table in "
+        "docs/BENCHMARKS.md). Sampled in training (top-k 20, temperature 0.8):\n\n"
         f"```\n{samples}\n```\n\nFrom the exported `generate` signature, in a fresh "
         f"process:\n\n```\n{served_text}\n```\n"
     )
