@@ -3,13 +3,16 @@
 What the workflow promises: the loss goes down; metrics.json is what its predictions.tsv
 scores (recomputed here with independent code: a brute-force edit distance, sacrebleu
 called directly); the predictions are what the saved model.keras and preprocessor.json
-generate; a run killed mid-training and started again ends as an uninterrupted one; a bad
-TSV stops the command with exit code 2 and a message naming the file and line.
+generate; a run killed mid-training and started again ends as an uninterrupted one (slow);
+2 worker processes end as one process (slow); a bad TSV stops the command with exit code 2
+and a message naming the file and line.
 """
 
+import dataclasses
 import io
 import json
 import pathlib
+import sys
 
 import keras
 import numpy as np
@@ -307,3 +310,39 @@ def test_a_bad_tsv_exits_2_naming_the_file_and_line(line, problem, tmp_path, cap
     assert code == 2
     assert f"error: {path}, {problem}" in err and "Traceback" not in err
     assert not (tmp_path / "run").exists()  # a refused dataset leaves no run folder
+
+
+@pytest.mark.slow  # 2 worker processes, about 80 s
+def test_two_workers_end_as_one_process(tsv_run, tmp_path):
+    from keras_transformer.training.launcher import launch_workers
+
+    config, one = tsv_run
+    settings = dataclasses.asdict(config)
+    settings.pop("output_dir")
+    command = [sys.executable, "-m", "workflows", "seq2seq", "--output-dir", str(tmp_path / "two")]
+    for key, value in settings.items():
+        flag = f"--{key.replace('_', '-')}"
+        if isinstance(value, bool):
+            command.append(flag if value else f"--no-{flag[2:]}")
+        elif value is not None:
+            command += [flag, str(value)]
+    result = launch_workers(
+        command,
+        num_workers=2,
+        timeout=300,
+        cwd=str(pathlib.Path(__file__).parents[2]),
+        log_dir=str(tmp_path / "logs"),
+    )
+    assert result.ok, result.summary + "\n" + result.log(0)[-3000:] + result.log(1)[-3000:]
+    assert "worker 1 of 2 (cluster from TF_CONFIG)" in result.log(1)
+    ours, theirs = saved_weights(tmp_path / "two" / "model.keras"), saved_weights(one.model_path)
+    scale = max(float(np.abs(w).max()) for w in theirs.values())
+    difference = max(float(np.abs(ours[k] - theirs[k]).max()) for k in theirs) / scale
+    assert difference < 1e-4, difference
+    assert (tmp_path / "two" / "predictions.tsv").read_text() == (
+        pathlib.Path(config.output_dir) / "predictions.tsv"
+    ).read_text()
+    left = sorted(
+        p.name for p in (tmp_path / "two").iterdir() if p.name[0] == "." or p.name == "backup"
+    )
+    assert left == []
