@@ -81,8 +81,8 @@ def load_splits(dataset, seed=0):
       (generated, deterministic; 50,000 / 2,000 / 2,000).
     - a TSV file: `load_pairs_tsv` (a line without a tab or with an empty side fails, naming
       the file and line); the lines of one source are grouped (all its targets count as
-      right) and sources are split 80/10/10 by a hash of the source, so a source never
-      appears in two splits.
+      right) and sources are split 80/10/10 by a hash of `seed` and the source, so a source
+      never appears in two splits.
 
     Raises:
         FileNotFoundError: `dataset` is neither built in nor a file.

@@ -15,7 +15,6 @@ import os
 import time
 
 import numpy as np
-import sacrebleu
 import tensorflow as tf
 
 from keras_transformer.training import seq2seq_metrics
@@ -113,6 +112,8 @@ def score(predictions, references, kind):
         metrics["wer"] = seq2seq_metrics.word_error_rate(predictions, references)
         metrics["per"] = seq2seq_metrics.phoneme_error_rate(predictions, references)
     if kind == "tsv":
+        import sacrebleu  # here: every `python -m workflows` command imports this module
+
         depth = max(len(r) for r in references)
         streams = [[r[k] if k < len(r) else None for r in references] for k in range(depth)]
         metrics["bleu"] = float(sacrebleu.corpus_bleu(predictions, streams).score)
