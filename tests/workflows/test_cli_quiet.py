@@ -81,7 +81,8 @@ def test_the_default_yields_to_a_user_set_level(runs):
     assert noise_in(runs["help"][2]) == []  # unset: quiet
     code, _, stderr = runs["user_level_0"]
     assert code == 0
-    assert "oneDNN" in stderr  # level 0 shows TensorFlow's lines (and this machine has them)
+    # Level 0 shows TensorFlow's lines (which of them depends on the machine: oneDNN, cuda).
+    assert noise_in(stderr) != []
 
 
 def test_only_our_commands_are_quieted(runs):
@@ -97,7 +98,7 @@ def test_only_our_commands_are_quieted(runs):
         timeout=300,
     )
     assert out.stdout.strip() == "None"  # a library user's process: no setting changed
-    assert "oneDNN" in out.stderr  # and TensorFlow logs as it always does
+    assert noise_in(out.stderr) != []  # and TensorFlow logs as it always does
 
 
 @pytest.mark.parametrize(
