@@ -38,7 +38,72 @@ IDS_SPECS = [
 ]
 
 
-class CausalLMModule(ServingModule):
+SCALAR_NAMES = tuple(spec.name for spec in SCALAR_SPECS)
+
+
+def named_scalars(*values):
+    """The scalar signature inputs, in `SCALAR_SPECS` order, as a dict by name."""
+    return dict(zip(SCALAR_NAMES, values, strict=True))
+
+
+class GenerationModule(ServingModule):
+    """What the generating modules share: the scalar inputs' defaults, checks and seed.
+
+    `CausalLMModule` (GPT) and `Seq2SeqModule` take the same scalar inputs (`SCALAR_SPECS`);
+    a subclass sets `default_max_new_tokens` before building its signatures.
+    """
+
+    MAX_NUM_BEAMS = 64  # Beam search holds num_beams copies of each row's cache.
+
+    def default_scalars(self):
+        """The default values of the scalar inputs, as numpy scalars."""
+        return {
+            "max_new_tokens": np.int32(self.default_max_new_tokens),
+            "temperature": np.float32(0.0),
+            "top_k": np.int32(0),
+            "top_p": np.float32(1.0),
+            "seed": np.int32(-1),
+            "num_beams": np.int32(1),
+            "length_penalty": np.float32(1.0),
+        }
+
+    def _check_scalars(self, scalars):
+        temperature, top_p = scalars["temperature"], scalars["top_p"]
+        num_beams = scalars["num_beams"]
+        beams = f"num_beams must be in [1, {self.MAX_NUM_BEAMS}] (1: greedy or sampling)."
+        return [
+            tf.debugging.assert_positive(
+                scalars["max_new_tokens"], message="max_new_tokens must be > 0."
+            ),
+            tf.debugging.assert_non_negative(
+                temperature, message="temperature must be >= 0 (0: greedy)."
+            ),
+            tf.debugging.assert_non_negative(
+                scalars["top_k"], message="top_k must be >= 0 (0: all)."
+            ),
+            tf.debugging.assert_positive(top_p, message="top_p must be in (0, 1]."),
+            tf.debugging.assert_less_equal(top_p, 1.0, message="top_p must be in (0, 1]."),
+            tf.debugging.assert_positive(num_beams, message=beams),
+            tf.debugging.assert_less_equal(num_beams, self.MAX_NUM_BEAMS, message=beams),
+            tf.debugging.Assert(
+                (num_beams <= 1) | (temperature <= 0.0),
+                [
+                    "Beam search (num_beams > 1) needs temperature 0: beam sampling is not "
+                    "implemented."
+                ],
+            ),
+            tf.debugging.Assert(
+                tf.math.is_finite(scalars["length_penalty"]),
+                ["length_penalty must be a finite number."],
+            ),
+        ]
+
+    def _seed_pair(self, seed):
+        drawn = tf.random.uniform([], maxval=2**31 - 1, dtype=tf.int32)
+        return tf.stack([tf.where(seed < 0, drawn, seed), tf.constant(0)])
+
+
+class CausalLMModule(GenerationModule):
     """`GPTCausalLM` signatures: `generate` (prompts; also `serving_default`), `from_token_ids`.
 
     `generate` inputs: `prompts` string (B,); `max_new_tokens` int32 (default set at export),
@@ -76,7 +141,6 @@ class CausalLMModule(ServingModule):
     """
 
     TEXT_SIGNATURE = "generate"
-    MAX_NUM_BEAMS = 64  # Beam search holds num_beams copies of each row's cache.
 
     def __init__(
         self,
@@ -116,15 +180,9 @@ class CausalLMModule(ServingModule):
             num_beams=defaults["num_beams"],
             length_penalty=defaults["length_penalty"],
         ):
-            scalars = {
-                "max_new_tokens": max_new_tokens,
-                "temperature": temperature,
-                "top_k": top_k,
-                "top_p": top_p,
-                "seed": seed,
-                "num_beams": num_beams,
-                "length_penalty": length_penalty,
-            }
+            scalars = named_scalars(
+                max_new_tokens, temperature, top_k, top_p, seed, num_beams, length_penalty
+            )
             return self._generate(prompts, scalars)
 
         def from_token_ids(
@@ -138,15 +196,9 @@ class CausalLMModule(ServingModule):
             num_beams=defaults["num_beams"],
             length_penalty=defaults["length_penalty"],
         ):
-            scalars = {
-                "max_new_tokens": max_new_tokens,
-                "temperature": temperature,
-                "top_k": top_k,
-                "top_p": top_p,
-                "seed": seed,
-                "num_beams": num_beams,
-                "length_penalty": length_penalty,
-            }
+            scalars = named_scalars(
+                max_new_tokens, temperature, top_k, top_p, seed, num_beams, length_penalty
+            )
             return self._from_token_ids(token_ids, padding_mask, scalars)
 
         if self.tokenizer is not None:
@@ -182,18 +234,6 @@ class CausalLMModule(ServingModule):
             start_token=prompt_start_token,
         )
 
-    def default_scalars(self):
-        """The default values of the scalar inputs, as numpy scalars."""
-        return {
-            "max_new_tokens": np.int32(self.default_max_new_tokens),
-            "temperature": np.float32(0.0),
-            "top_k": np.int32(0),
-            "top_p": np.float32(1.0),
-            "seed": np.int32(-1),
-            "num_beams": np.int32(1),
-            "length_penalty": np.float32(1.0),
-        }
-
     def warmup_inputs(self, texts=SAMPLE_TEXTS):
         # Every input is sent: older TF Serving versions reject requests that rely on defaults.
         scalars = {k: np.asarray(v) for k, v in self.default_scalars().items()}
@@ -211,41 +251,6 @@ class CausalLMModule(ServingModule):
         return requests
 
     # ----------------------------------------------------------------------------------------
-
-    def _check_scalars(self, scalars):
-        temperature, top_p = scalars["temperature"], scalars["top_p"]
-        num_beams = scalars["num_beams"]
-        beams = f"num_beams must be in [1, {self.MAX_NUM_BEAMS}] (1: greedy or sampling)."
-        return [
-            tf.debugging.assert_positive(
-                scalars["max_new_tokens"], message="max_new_tokens must be > 0."
-            ),
-            tf.debugging.assert_non_negative(
-                temperature, message="temperature must be >= 0 (0: greedy)."
-            ),
-            tf.debugging.assert_non_negative(
-                scalars["top_k"], message="top_k must be >= 0 (0: all)."
-            ),
-            tf.debugging.assert_positive(top_p, message="top_p must be in (0, 1]."),
-            tf.debugging.assert_less_equal(top_p, 1.0, message="top_p must be in (0, 1]."),
-            tf.debugging.assert_positive(num_beams, message=beams),
-            tf.debugging.assert_less_equal(num_beams, self.MAX_NUM_BEAMS, message=beams),
-            tf.debugging.Assert(
-                (num_beams <= 1) | (temperature <= 0.0),
-                [
-                    "Beam search (num_beams > 1) needs temperature 0: beam sampling is not "
-                    "implemented."
-                ],
-            ),
-            tf.debugging.Assert(
-                tf.math.is_finite(scalars["length_penalty"]),
-                ["length_penalty must be a finite number."],
-            ),
-        ]
-
-    def _seed_pair(self, seed):
-        drawn = tf.random.uniform([], maxval=2**31 - 1, dtype=tf.int32)
-        return tf.stack([tf.where(seed < 0, drawn, seed), tf.constant(0)])
 
     def _decode(self, token_ids, padding_mask, scalars, max_new_tokens=None):
         """Runs the model's decoding loop; `max_new_tokens` per row, or None: fill the buffer."""

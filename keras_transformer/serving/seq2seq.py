@@ -19,8 +19,8 @@ import tensorflow as tf
 
 from keras_transformer.preprocessing import Preprocessor, Seq2SeqPreprocessor
 from keras_transformer.preprocessing.ragged_ops import right_pad
-from keras_transformer.serving.generation import SCALAR_SPECS, CausalLMModule
-from keras_transformer.serving.signatures import SAMPLE_TEXTS, ServingModule, Untracked
+from keras_transformer.serving.generation import SCALAR_SPECS, GenerationModule, named_scalars
+from keras_transformer.serving.signatures import SAMPLE_TEXTS, Untracked
 from keras_transformer.text.vocabulary import SPECIAL_TOKENS, UNK_TOKEN
 
 SOURCES_SPEC = tf.TensorSpec([None], tf.string, name="sources")
@@ -28,7 +28,6 @@ ENCODER_IDS_SPECS = [
     tf.TensorSpec([None, None], tf.int32, name="encoder_token_ids"),
     tf.TensorSpec([None, None], tf.int32, name="encoder_padding_mask"),
 ]
-SCALAR_NAMES = tuple(spec.name for spec in SCALAR_SPECS)
 
 
 def text_token_mask(tokenizer, size):
@@ -46,7 +45,7 @@ def text_token_mask(tokenizer, size):
     return keep
 
 
-class Seq2SeqModule(ServingModule):
+class Seq2SeqModule(GenerationModule):
     """`Seq2SeqTransformer` signatures: `generate` (sources; also `serving_default`) and
     `from_token_ids`.
 
@@ -84,11 +83,6 @@ class Seq2SeqModule(ServingModule):
     """
 
     TEXT_SIGNATURE = "generate"
-    MAX_NUM_BEAMS = CausalLMModule.MAX_NUM_BEAMS
-    # The scalar inputs are those of the GPT `generate`: the same defaults, checks and seed.
-    default_scalars = CausalLMModule.default_scalars
-    _check_scalars = CausalLMModule._check_scalars
-    _seed_pair = CausalLMModule._seed_pair
 
     def __init__(self, model, preprocessor, max_new_tokens=None):
         super().__init__(name="seq2seq")
@@ -127,12 +121,8 @@ class Seq2SeqModule(ServingModule):
             num_beams=defaults["num_beams"],
             length_penalty=defaults["length_penalty"],
         ):
-            scalars = dict(
-                zip(
-                    SCALAR_NAMES,
-                    (max_new_tokens, temperature, top_k, top_p, seed, num_beams, length_penalty),
-                    strict=True,
-                )
+            scalars = named_scalars(
+                max_new_tokens, temperature, top_k, top_p, seed, num_beams, length_penalty
             )
             return self._generate(sources, scalars)
 
@@ -147,12 +137,8 @@ class Seq2SeqModule(ServingModule):
             num_beams=defaults["num_beams"],
             length_penalty=defaults["length_penalty"],
         ):
-            scalars = dict(
-                zip(
-                    SCALAR_NAMES,
-                    (max_new_tokens, temperature, top_k, top_p, seed, num_beams, length_penalty),
-                    strict=True,
-                )
+            scalars = named_scalars(
+                max_new_tokens, temperature, top_k, top_p, seed, num_beams, length_penalty
             )
             return self._from_token_ids(encoder_token_ids, encoder_padding_mask, scalars)
 
