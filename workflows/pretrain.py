@@ -39,7 +39,6 @@ from keras_transformer.models import (
     BertMaskedLM,
     GPTBackbone,
     GPTCausalLM,
-    size_arguments,
 )
 from keras_transformer.preprocessing import (
     CausalLMPreprocessor,
@@ -52,7 +51,14 @@ from keras_transformer.text.io import save_tokenizer
 from keras_transformer.training.evaluation import bits_per_character
 from workflows.config import setting, write_json_atomic
 from workflows.pretrain_tokens import build_tokenizer, causal_lm_tokens, check_token_settings
-from workflows.training import fit, make_optimizer, save_model_atomic, start, write_history
+from workflows.training import (
+    fit,
+    make_optimizer,
+    model_size_arguments,
+    save_model_atomic,
+    start,
+    write_history,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -171,17 +177,11 @@ def load_corpus(corpus, seed=0):
 
 
 def build_model(config, vocabulary_size):
-    overrides = {
-        key: getattr(config, key)
-        for key in ("num_layers", "hidden_dim", "num_heads", "intermediate_dim")
-        if getattr(config, key) is not None
-    }
-    arguments = size_arguments(
-        config.size,
+    arguments = model_size_arguments(
+        config,
         vocabulary_size=vocabulary_size,
         max_sequence_length=config.sequence_length,
         dropout=config.dropout,
-        **overrides,
     )
     if config.objective == "causal":
         return GPTCausalLM(GPTBackbone(**arguments))

@@ -64,13 +64,20 @@ import tensorflow as tf
 
 from keras_transformer import training
 from keras_transformer.data import pipelines
-from keras_transformer.models import Seq2SeqBackbone, Seq2SeqTransformer, size_arguments
+from keras_transformer.models import Seq2SeqBackbone, Seq2SeqTransformer
 from keras_transformer.preprocessing import Seq2SeqPreprocessor, save_preprocessor
 from keras_transformer.text.io import save_tokenizer
 from workflows import seq2seq_data, seq2seq_eval
 from workflows.config import setting, write_json_atomic
 from workflows.pretrain import with_known_cardinality
-from workflows.training import fit, make_optimizer, save_model_atomic, start, write_history
+from workflows.training import (
+    fit,
+    make_optimizer,
+    model_size_arguments,
+    save_model_atomic,
+    start,
+    write_history,
+)
 
 TOKENS = ("auto", *seq2seq_data.TOKEN_KINDS)
 
@@ -205,21 +212,15 @@ def build_model(config, preprocessor):
 
     Its `max_sequence_length` is max(S, T + 1): generation writes `[BOS]` and up to T tokens.
     """
-    overrides = {
-        key: getattr(config, key)
-        for key in ("num_layers", "hidden_dim", "num_heads", "intermediate_dim")
-        if getattr(config, key) is not None
-    }
     backbone = Seq2SeqBackbone(
-        **size_arguments(
-            config.size,
+        **model_size_arguments(
+            config,
             vocabulary_size=preprocessor.target_vocabulary.vocabulary_size(),
             max_sequence_length=max(
                 preprocessor.encoder_sequence_length, preprocessor.decoder_sequence_length + 1
             ),
             dropout=config.dropout,
             normalize_first=config.normalize_first,
-            **overrides,
         )
     )
     return Seq2SeqTransformer(backbone)

@@ -18,6 +18,7 @@ import keras
 
 from keras_transformer import training
 from keras_transformer.distribute import get_strategy, per_replica_batch_size
+from keras_transformer.models import size_arguments
 from keras_transformer.training.cluster import current_cluster
 from workflows.config import save_config, write_json_atomic
 from workflows.curves import DEFAULT_EVERY, TrainingCurves
@@ -166,6 +167,18 @@ def new_run_dir(output_dir, name):
             f"The output folder {output_dir!r} is not writable. Choose another with --output-dir."
         )
     return output_dir
+
+
+def model_size_arguments(config, **fixed):
+    """The model arguments of `config.size`, with `fixed` ones (vocabulary, lengths, dropout)
+    and the config's `num_layers`, `hidden_dim`, `num_heads`, `intermediate_dim` overrides
+    (those set, not None)."""
+    overrides = {
+        key: getattr(config, key)
+        for key in ("num_layers", "hidden_dim", "num_heads", "intermediate_dim")
+        if getattr(config, key) is not None
+    }
+    return size_arguments(config.size, **fixed, **overrides)
 
 
 def make_optimizer(learning_rate, total_steps, warmup_steps, weight_decay, clip_norm):
