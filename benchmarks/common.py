@@ -108,31 +108,35 @@ def median_ms(times):
     return 1000.0 * statistics.median(times)
 
 
-def timed(function, repeats):
-    """Wall-clock seconds of `repeats` calls of `function`, one per call."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return times
-
-
 def interleaved(contenders, repeats, warmup=2):
     """`{name: median seconds}` of `{name: callable}` run in alternating rounds.
 
     Each callable first runs `warmup` untimed calls; then, `repeats` times, every callable runs
     once, in an order that flips every round, so that drift in the machine's speed hits all alike.
     """
+    return interleaved_with_cpu(contenders, repeats, warmup)[0]
+
+
+def interleaved_with_cpu(contenders, repeats, warmup=2):
+    """`interleaved`, also timing CPU: `({name: median wall s}, {name: median CPU s})`.
+
+    CPU time is this process's (all its threads): while one callable runs, the others wait.
+    """
     for function in contenders.values():
         for _ in range(warmup):
             function()
-    times = {name: [] for name in contenders}
+    wall = {name: [] for name in contenders}
+    cpu = {name: [] for name in contenders}
     names = list(contenders)
     for round_ in range(repeats):
         for name in names if round_ % 2 == 0 else reversed(names):
-            times[name].extend(timed(contenders[name], 1))
-    return {name: statistics.median(values) for name, values in times.items()}
+            wall_start, cpu_start = time.perf_counter(), time.process_time()
+            contenders[name]()
+            wall[name].append(time.perf_counter() - wall_start)
+            cpu[name].append(time.process_time() - cpu_start)
+    return tuple(
+        {name: statistics.median(values) for name, values in times.items()} for times in (wall, cpu)
+    )
 
 
 def markdown_table(header, rows, left_columns=1):

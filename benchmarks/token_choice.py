@@ -20,13 +20,12 @@ tracing). Learning the BPE merges happens before and is not counted (its own col
 
     python -m benchmarks.token_choice                 # ~15 min, publishes docs/BENCHMARKS.md
     python -m benchmarks.token_choice --seconds 400   # a longer budget per row
-    python -m benchmarks.token_choice --quick         # ~4 min tiny run; published only if asked
+    python -m benchmarks.token_choice --quick         # ~1 min tiny run; published only if asked
 """
 
 import argparse
 import math
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -36,6 +35,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras  # noqa: E402
 
 from benchmarks.common import (  # noqa: E402
+    interleaved_with_cpu,
     load_average,
     machine_description,
     markdown_table,
@@ -95,20 +95,7 @@ def step_seconds(configs, texts, rounds, warmup=3):
             model.train_on_batch(x, y, sample_weight=weights)
 
         steps[name] = step
-    for step in steps.values():
-        for _ in range(warmup):
-            step()
-    wall = {name: [] for name in steps}
-    cpu = {name: [] for name in steps}
-    names = list(steps)
-    for round_ in range(rounds):
-        for name in names if round_ % 2 == 0 else reversed(names):
-            wall_start, cpu_start = time.perf_counter(), time.process_time()
-            steps[name]()
-            wall[name].append(time.perf_counter() - wall_start)
-            cpu[name].append(time.process_time() - cpu_start)
-    wall = {name: statistics.median(times) for name, times in wall.items()}
-    cpu = {name: statistics.median(times) for name, times in cpu.items()}
+    wall, cpu = interleaved_with_cpu(steps, rounds, warmup)
     return wall, cpu, merge_seconds
 
 
