@@ -26,6 +26,11 @@ class TransformerDecoderBlock(TransformerEncoderBlock):
     over the cache with the causal mask offset accordingly, and returns `(outputs, cache)`.
     Cross attention recomputes its keys and values from `encoder_sequence` at each call.
 
+    Attention weights: with `return_attention_scores=True` the block also returns the softmax
+    weights of its attentions (before attention dropout, as `TransformerEncoderBlock` does), for
+    inspection such as a source-target heat map. Padded or causally hidden keys get weight 0.
+    Not supported together with `cache`.
+
     Args:
         num_heads, intermediate_dim, dropout, activation, layer_norm_epsilon, normalize_first,
         kernel_initializer: as in `TransformerEncoderBlock`.
@@ -41,9 +46,20 @@ class TransformerDecoderBlock(TransformerEncoderBlock):
         cache_update_index: int or scalar tensor; the position of the first of the T tokens.
         use_causal_mask: bool. Defaults to `True`.
         training: bool.
+        return_attention_scores: bool. Also return the attention weights. Defaults to `False`.
 
     Returns:
-        (B, T, H) tensor, or `(outputs, cache)` when a cache is given.
+        (B, T, H) tensor, or `(outputs, cache)` when a cache is given, or
+        `(outputs, scores)` with `return_attention_scores`: `scores` is a dict with
+        `"self_attention"` (B, N, T, T) and, if the block has cross attention,
+        `"cross_attention"` (B, N, T, S).
+
+    Example:
+    >>> block = TransformerDecoderBlock(num_heads=2, intermediate_dim=32, cross_attention=True)
+    >>> x, encoded = np.random.rand(1, 5, 16), np.random.rand(1, 7, 16)
+    >>> outputs, scores = block(x, encoder_sequence=encoded, return_attention_scores=True)
+    >>> scores["cross_attention"].shape
+    TensorShape([1, 2, 5, 7])
     """
 
     def __init__(self, num_heads, intermediate_dim, cross_attention=False, **kwargs):
@@ -80,6 +96,7 @@ class TransformerDecoderBlock(TransformerEncoderBlock):
         cache_update_index=None,
         use_causal_mask=True,
         training=None,
+        return_attention_scores=False,
     ):
         if self.cross_attention and encoder_sequence is None:
             raise ValueError(
@@ -90,7 +107,13 @@ class TransformerDecoderBlock(TransformerEncoderBlock):
                 "`encoder_sequence` was given but this block has no cross attention; build it "
                 "with `cross_attention=True`."
             )
+        if return_attention_scores and cache is not None:
+            raise ValueError(
+                "`return_attention_scores=True` is not supported with a `cache` (incremental "
+                "decoding). Run the full sequence without `cache` to get the attention weights."
+            )
         new_cache = []
+        scores = {}
 
         def self_attend(x):
             outputs = self.self_attention(
@@ -101,17 +124,26 @@ class TransformerDecoderBlock(TransformerEncoderBlock):
                 use_causal_mask=use_causal_mask,
                 cache=cache,
                 cache_update_index=cache_update_index,
+                return_attention_scores=return_attention_scores,
                 training=training,
             )
             if cache is not None:
                 outputs, updated = outputs
                 new_cache.append(updated)
+            if return_attention_scores:
+                outputs, scores["self_attention"] = outputs  # (B, N, T, T)
             return self.attention_dropout(outputs, training=training)
 
         def cross_attend(x):
             outputs = self.cross_attention_layer(
-                x, encoder_sequence, value_mask=encoder_padding_mask, training=training
+                x,
+                encoder_sequence,
+                value_mask=encoder_padding_mask,
+                return_attention_scores=return_attention_scores,
+                training=training,
             )
+            if return_attention_scores:
+                outputs, scores["cross_attention"] = outputs  # (B, N, T, S)
             return self.cross_attention_dropout(outputs, training=training)
 
         x = self._sublayer(inputs, self.attention_norm, self_attend)  # (B, T, H)
@@ -120,6 +152,8 @@ class TransformerDecoderBlock(TransformerEncoderBlock):
         x = self._sublayer(
             x, self.feed_forward_norm, lambda y: self.feed_forward(y, training=training)
         )
+        if return_attention_scores:
+            return x, scores
         return (x, new_cache[0]) if cache is not None else x
 
     def get_config(self):

@@ -41,7 +41,8 @@ class Seq2SeqBackbone(Backbone):
     (tied to the task's output head), scaled by sqrt(H) as in the original paper.
     `call_with_cache` runs the decoder incrementally with a self-attention key/value cache
     and the cross-attention keys and values of `cross_attention_cache` (computed once per
-    source).
+    source). `cross_attention_weights` returns one decoder block's cross-attention weights
+    (B, N, T, S), for inspection.
 
     Inputs are a dict: `"encoder_token_ids"`, `"encoder_padding_mask"` (B, S) and
     `"decoder_token_ids"`, `"decoder_padding_mask"` (B, T). Padded encoder positions are never
@@ -225,6 +226,66 @@ class Seq2SeqBackbone(Backbone):
                 training=training,
             )
         return x if self.decoder_norm is None else self.decoder_norm(x)
+
+    def cross_attention_weights(
+        self,
+        encoder_token_ids,
+        encoder_padding_mask,
+        decoder_token_ids,
+        decoder_padding_mask=None,
+        layer=-1,
+    ):
+        """The cross-attention weights of one decoder block: which source tokens each target
+        token attends to, e.g. for a heat map of output tokens x input tokens.
+
+        Encodes the source and runs the decoder blocks `0 .. layer` on the whole target
+        (teacher forcing, inference: no dropout), as `decode` does, and returns the softmax
+        weights of block `layer`'s cross attention. Each row sums to 1 over the real source
+        tokens and is 0 at padded source positions.
+
+        Args:
+            encoder_token_ids: int (B, S) source ids.
+            encoder_padding_mask: (B, S), true at real source tokens.
+            decoder_token_ids: int (B, T) decoder input ids (the target shifted right, after
+                the start token).
+            decoder_padding_mask: (B, T), true at real target tokens. Optional.
+            layer: int. The decoder block, `0 .. num_layers - 1`, or negative to count from
+                the last (`-1`, the default, is the last block).
+
+        Returns:
+            (B, N, T, S) weights of block `layer`'s cross attention.
+
+        Example:
+        >>> backbone = Seq2SeqBackbone(vocabulary_size=100, num_layers=2, num_heads=2,
+        ...                            hidden_dim=16, intermediate_dim=32)
+        >>> backbone.cross_attention_weights(np.ones((1, 7), "int32"), np.ones((1, 7), bool),
+        ...                                  np.ones((1, 5), "int32"), layer=0).shape
+        TensorShape([1, 2, 5, 7])
+        """
+        num_layers = len(self.decoder_blocks)
+        if (
+            not isinstance(layer, int | np.integer)
+            or isinstance(layer, bool)
+            or not -num_layers <= layer < num_layers
+        ):
+            raise ValueError(
+                f"`layer` must be an int in [{-num_layers}, {num_layers - 1}] (this model has "
+                f"{num_layers} decoder blocks; negative counts from the last). "
+                f"Received: layer={layer!r}"
+            )
+        layer = int(layer) % num_layers
+        encoded = self.encode(encoder_token_ids, encoder_padding_mask, training=False)
+        x = self._embed(decoder_token_ids, self.decoder_position, training=False)
+        for block in self.decoder_blocks[: layer + 1]:
+            x, scores = block(
+                x,
+                encoder_sequence=encoded,
+                padding_mask=decoder_padding_mask,
+                encoder_padding_mask=encoder_padding_mask,
+                training=False,
+                return_attention_scores=True,
+            )
+        return scores["cross_attention"]  # (B, N, T, S)
 
     def empty_cache(self, batch_size, length):
         """A zero decoder key/value cache, (B, num_layers, 2, length, N, H/N), compute dtype."""
