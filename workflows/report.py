@@ -3,8 +3,9 @@
 Sections: the results table (from scratch, transfer, fine-tune, MiniLM start, student:
 accuracy, size, speed), training curves, an attention heat map (one sentence, one layer and
 head: which tokens each token attends to), masked-word predictions, generated Shakespeare,
-student versus teacher, and the exports with a TF Serving command, a REST request and the
-answers a fresh process got from each export.
+student versus teacher, spelling to sound (the encoder-decoder on cmudict: word and phoneme
+error rates, right and wrong examples, a cross-attention heat map), and the exports with a
+TF Serving command, a REST request and the answers a fresh process got from each export.
 
 Figures use matplotlib's Agg backend (no display needed).
 """
@@ -53,6 +54,8 @@ class Context:
     imported_modules: list
     stage_seconds: dict
     attention: tuple  # (model: "minilm" | "ours", layer, head, sentence)
+    seq2seq: dict  # the seq2seq stage's summary: run_dir, model_path, metrics
+    cross_attention: tuple  # (decoder block, head, word)
 
 
 # === What the report measures (small model probes) ===
@@ -111,6 +114,56 @@ def attention_probe(context):
     return {"model": name, "layer": layer, "head": head, "tokens": tokens, "weights": weights}
 
 
+def cross_attention_probe(run_dir, model_path, layer, head, word):
+    """The encoder-decoder's greedy phonemes for `word` and the cross attention behind them.
+
+    The word is framed as the `generate` export frames it (the run's preprocessor.json) and
+    decoded greedily; then the decoder reads `[BOS]` and those phonemes (teacher forcing)
+    and `Seq2SeqBackbone.cross_attention_weights` gives block `layer`, head `head`: row i is
+    the step that wrote output token i (a phoneme, then `[EOS]`), column j the source token
+    j (a letter, then `[EOS]`); each row sums to 1.
+    """
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from workflows.export import run_preprocessor
+
+    model = keras.saving.load_model(model_path, compile=False)
+    preprocessor = run_preprocessor(run_dir, model)
+    backbone = model.backbone
+    layer = layer if layer >= 0 else backbone.num_layers + layer
+    layer = min(max(layer, 0), backbone.num_layers - 1)
+    head = min(max(head, 0), backbone.num_heads - 1)
+    inputs = preprocessor.generate_preprocess(tf.constant([word]))
+    inputs = {name: value.numpy() for name, value in inputs.items()}
+    out = model.generate(
+        inputs,
+        start_token=preprocessor.start_token_id,
+        max_new_tokens=preprocessor.decoder_sequence_length,
+        end_token=preprocessor.end_token_id,
+    )
+    generated = out["token_ids"][0][out["padding_mask"][0]]  # [BOS] ... [EOS] (if reached)
+    if generated[-1] != preprocessor.end_token_id:
+        generated = np.append(generated, preprocessor.end_token_id)
+    decoder_ids = generated[None, :-1].astype("int32")  # [BOS] p1 .. pn
+    source_length = int(inputs["encoder_padding_mask"][0].sum())
+    encoder_ids = inputs["encoder_token_ids"][:, :source_length].astype("int32")
+    weights = backbone.cross_attention_weights(
+        encoder_ids, np.ones_like(encoder_ids), decoder_ids, layer=layer
+    )  # (1, N, T, S)
+    source_vocabulary = preprocessor.source_tokenizer.get_vocabulary()
+    target_vocabulary = preprocessor.target_vocabulary.get_vocabulary()
+    return {
+        "word": word,
+        "layer": layer,
+        "head": head,
+        "sources": [source_vocabulary[i] for i in encoder_ids[0]],
+        "outputs": [target_vocabulary[i] for i in generated[1:]],
+        "weights": np.asarray(weights[0, head], "float32"),
+    }
+
+
 def masked_predictions(context, sentences=MASKED_SENTENCES, top_k=5):
     """Top-k words for each [MASK] from our masked LM: `[(sentence, [(token, p), ...])]`.
 
@@ -160,6 +213,23 @@ def plot_attention(probe, path):
     axis.set_ylabel("token (query)")
     axis.set_title(f"{probe['model']}: block {probe['layer']}, head {probe['head']}", fontsize=10)
     figure.colorbar(image, ax=axis, fraction=0.046, pad=0.04, label="attention weight")
+    return save_figure(figure, path)
+
+
+def plot_cross_attention(probe, path):
+    sources, outputs = probe["sources"], probe["outputs"]
+    width = max(4.0, 0.42 * len(sources) + 2.0)
+    height = max(3.5, 0.38 * len(outputs) + 1.5)
+    figure, axis = plt.subplots(figsize=(width, height))
+    image = axis.imshow(probe["weights"], cmap="viridis", vmin=0.0, aspect="auto")
+    axis.set_xticks(range(len(sources)), sources, fontsize=9)
+    axis.set_yticks(range(len(outputs)), outputs, fontsize=9)
+    axis.set_xlabel("input letter (key)")
+    axis.set_ylabel("output phoneme (query: the step that wrote it)")
+    axis.set_title(
+        f"{probe['word']!r}: decoder block {probe['layer']}, head {probe['head']}", fontsize=10
+    )
+    figure.colorbar(image, ax=axis, fraction=0.046, pad=0.04, label="cross-attention weight")
     return save_figure(figure, path)
 
 
@@ -417,6 +487,88 @@ def inline(text):
     return re.sub(r"\*\*([^*]*)\*\*", r"<b>\1</b>", text)
 
 
+def read_predictions(run_dir):
+    """predictions.tsv of a seq2seq run: `[(source, greedy, beam, [references...])]`."""
+    with open(os.path.join(run_dir, "predictions.tsv"), encoding="utf-8") as file:
+        lines = file.read().splitlines()[1:]  # after the header
+    rows = []
+    for line in lines:
+        source, greedy, beam, *references = line.split("\t")
+        rows.append((source, greedy, beam, references))
+    return rows
+
+
+def seq2seq_section(context, figures, examples=6):
+    """Spelling to sound: error rates per decoding, right and wrong words, cross attention."""
+    from keras_transformer.training.seq2seq_metrics import exact_match
+
+    run = context.seq2seq
+    m = run["metrics"]
+    beams = m["num_beams"]
+    rows = []
+    for name, label in (("greedy", "greedy"), (f"beam{beams}", f"beam search, {beams} beams")):
+        rows.append(
+            [
+                label,
+                f"{m[f'{name}_wer']:.3f}",
+                f"{m[f'{name}_per']:.3f}",
+                f"{m[f'{name}_exact_match']:.3f}",
+                f"{m[f'{name}_seconds']:.1f}",
+            ]
+        )
+    table = md_table(["decoding", "WER", "PER", "exact match", "decoding seconds"], rows)
+    predictions = read_predictions(run["run_dir"])
+    right, wrong = [], []
+    for source, greedy, _, references in predictions:
+        kept = right if exact_match([greedy], [references]) == 1.0 else wrong
+        kept.append([f"`{source}`", f"`{greedy}`", ", ".join(f"`{r}`" for r in references)])
+    layer, head, word = context.cross_attention
+    probe = cross_attention_probe(run["run_dir"], run["model_path"], layer, head, word)
+    plot_cross_attention(probe, os.path.join(figures, "cross_attention.png"))
+    strongest = [
+        f"{t} ← {probe['sources'][int(w.argmax())]}"
+        for t, w in zip(probe["outputs"], probe["weights"], strict=True)
+    ]
+    served = context.answers.get("g2p", {"inputs": {}, "outputs": {}})
+    served_rows = [
+        [f"`{w}`", f"`{p}`"]
+        for w, p in zip(
+            served["inputs"].get("sources", []),
+            served["outputs"].get("generated_text", []),
+            strict=True,
+        )
+    ]
+    return (
+        "## Spelling to sound: the encoder-decoder (cmudict)\n\n"
+        f"A `Seq2SeqTransformer` ({m['parameters'] / 1e6:.2f} M parameters; characters in, "
+        f"ARPAbet phonemes with stress out) trained from scratch for {m['steps']:,} steps "
+        f"({m['train_seconds'] / 60:.1f} min) on the cmudict training words, tested on "
+        f"{m['test_examples']:,} test words (`python -m workflows seq2seq`). A word is right "
+        "if its phonemes equal any listed pronunciation (WER: the share of words wrong); PER is "
+        "the phoneme edit distance to the closest pronunciation over its length. Published "
+        "Transformer results on CMUdict are about 0.22 WER and 0.05-0.06 PER (Yolchuyeva et "
+        "al., Interspeech 2019; another split and far longer training: a reference, not a "
+        "match).\n\n"
+        f"{table}\n\n"
+        f"Right (greedy), the first {examples} test words:\n\n"
+        + md_table(["word", "predicted", "listed"], right[:examples])
+        + f"\n\nWrong (greedy), the first {examples}:\n\n"
+        + md_table(["word", "predicted", "listed"], wrong[:examples])
+        + "\n\nAll predictions: `predictions.tsv` in the run folder "
+        f"`{os.path.abspath(run['run_dir'])}`.\n\n"
+        f"### Cross attention: which letters each phoneme was written from\n\n"
+        f"`{probe['word']}` → `{' '.join(probe['outputs'][:-1])}` (greedy). Decoder block "
+        f"{probe['layer']}, head {probe['head']} (choose with `--cross-attention-layer`, "
+        "`--cross-attention-head`, `--cross-attention-word`). Row = the step that wrote an "
+        "output token, column = an input letter; each row sums to 1.\n\n"
+        "![cross attention](figures/cross_attention.png)\n\n"
+        f"Strongest letter per output token: {', '.join(strongest)}\n\n"
+        "From the exported `generate` signature (beam search, 4 beams), in a fresh process:\n\n"
+        + md_table(["word", "phonemes"], served_rows)
+        + "\n"
+    )
+
+
 TOKEN_NAMES = {"char": "characters", "bpe": "byte-level BPE", "wordpiece": "WordPiece"}
 
 
@@ -533,6 +685,7 @@ def write_report(stage_folder, context):
         + f"\n\nThe student keeps {distilled['accuracy_kept']:.0%} of the teacher's accuracy "
         f"at {distilled['speedup']:.2f}x its speed.\n\n![student](figures/student.png)\n"
     )
+    sections.append(seq2seq_section(context, figures))
     sections.append(serving_section(context))
     sections.append(
         "## Stage times\n\n"

@@ -197,15 +197,23 @@ def test_quick_every_stage_produced_its_outputs(quick_run):
         assert outputs or name == "report", name
         for path in outputs:
             assert os.path.exists(path), (name, path)
-    for name in ("report.md", "report.html", "figures/attention.png", "figures/student.png"):
+    for name in ("report.md", "report.html", "figures/attention.png", "figures/student.png",
+                 "figures/cross_attention.png"):  # fmt: skip
         assert os.path.getsize(os.path.join(result.run_dir, name)) > 0, name
     text = read(result.report_path)
     for heading in ("## Results", "## Attention", "## Masked-word", "## Generated Shakespeare",
-                    "## Student versus teacher", "docker run", "curl -X POST"):  # fmt: skip
+                    "## Student versus teacher", "## Spelling to sound", "### Cross attention",
+                    "docker run", "curl -X POST"):  # fmt: skip
         assert heading in text, heading
+    # The encoder-decoder's section quotes its own metrics and test words.
+    g2p = result.metrics["seq2seq"]
+    assert f"| greedy | {g2p['greedy_wer']:.3f} | {g2p['greedy_per']:.3f} |" in text
+    assert g2p["test_examples"] == main_job.PROFILES["quick"]["seq2seq"]["test_examples"]
     assert "data:image/png;base64," in read(result.html_path)
-    assert set(result.exports) == {"sentiment", "sentiment_student", "encoder", "shakespeare_gpt"}
-    assert set(result.metrics) >= {"scratch", "transfer", "finetune", "distill"}
+    assert set(result.exports) == {
+        "sentiment", "sentiment_student", "encoder", "shakespeare_gpt", "g2p"
+    }  # fmt: skip
+    assert set(result.metrics) >= {"scratch", "transfer", "finetune", "distill", "seq2seq"}
 
 
 @pytest.mark.slow
@@ -217,6 +225,7 @@ def test_quick_exports_answer_in_a_fresh_process(quick_run):
         "student": (e["sentiment_student"]["path"], "serving_default", "text", ["Loved it."]),
         "encoder": (e["encoder"]["path"], "embed", "text", ["Loved it.", "Awful."]),
         "gpt": (e["shakespeare_gpt"]["path"], "generate", "prompts", ["ROMEO:"]),
+        "g2p": (e["g2p"]["path"], "generate", "sources", ["keras", ""]),
     }
     process = subprocess.run(
         [sys.executable, "-c", FRESH_CLIENT, json.dumps(jobs)],
@@ -232,6 +241,8 @@ def test_quick_exports_answer_in_a_fresh_process(quick_run):
     assert len(answers["student"]["label"]) == 1
     assert len(answers["encoder"]["sentence_embedding"]) == 2
     assert answers["gpt"]["generated_text"][0].strip()
+    assert answers["g2p"]["generated_text"][0].strip()  # phonemes for a word
+    assert answers["g2p"]["generated_text"][1] == ""  # an empty source: an empty output
     # The pipeline's own fresh-process queries are in the result (and the report).
     assert set(result.answers) == set(result.exports)
 
