@@ -10,7 +10,7 @@ One command runs the whole promise on the CPU, each step a resumable stage:
     (`generate`) to saved_models/ -> query every export in a fresh process -> report
 
     python -m workflows main --profile quick     # about 2 minutes on 2 cores (CI smoke test)
-    python -m workflows main                     # about 10 minutes
+    python -m workflows main                     # about 12 minutes
     python -m workflows main --profile full      # the best numbers (much longer)
 
 The report is OUTPUT/report.md (and report.html, PNGs beside it). Run the same command again
@@ -121,7 +121,7 @@ G2P_WORDS = ["keras", "tensorflow", "transformer", "pronunciation"]
 class Config:
     workflow: typing.ClassVar[str] = "main"
 
-    profile: str = setting("default", "quick (~2 min), default (~10 min) or full", tuple(PROFILES))
+    profile: str = setting("default", "quick (~2 min), default (~12 min) or full", tuple(PROFILES))
     output_dir: str | None = setting(
         None, "run folder (default runs/main; reuse it to resume, or runs/main-<time>)"
     )

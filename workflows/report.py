@@ -498,6 +498,11 @@ def read_predictions(run_dir):
     return rows
 
 
+def examples_table(rows):
+    """A table of `[word, predicted, listed]` rows, or a line saying there are none."""
+    return md_table(["word", "predicted", "listed"], rows) if rows else "(none)"
+
+
 def seq2seq_section(context, figures, examples=6):
     """Spelling to sound: error rates per decoding, right and wrong words, cross attention."""
     from keras_transformer.training.seq2seq_metrics import exact_match
@@ -550,10 +555,10 @@ def seq2seq_section(context, figures, examples=6):
         "al., Interspeech 2019; another split and far longer training: a reference, not a "
         "match).\n\n"
         f"{table}\n\n"
-        f"Right (greedy), the first {examples} test words:\n\n"
-        + md_table(["word", "predicted", "listed"], right[:examples])
-        + f"\n\nWrong (greedy), the first {examples}:\n\n"
-        + md_table(["word", "predicted", "listed"], wrong[:examples])
+        f"Right (greedy), the first {examples} of {len(right):,} test words:\n\n"
+        + examples_table(right[:examples])
+        + f"\n\nWrong (greedy), the first {examples} of {len(wrong):,}:\n\n"
+        + examples_table(wrong[:examples])
         + "\n\nAll predictions: `predictions.tsv` in the run folder "
         f"`{os.path.abspath(run['run_dir'])}`.\n\n"
         f"### Cross attention: which letters each phoneme was written from\n\n"
