@@ -140,7 +140,13 @@ def report(rows, args, load_start):
             for row in rows
         ],
     )
-    flags = " ".join(a for a in sys.argv[1:] if a not in ("--no-publish", "--publish"))
+    flags, skip = [], False  # the measuring flags (not where the results are published)
+    for argument in sys.argv[1:]:
+        if skip or argument in ("--no-publish", "--publish", "--docs"):
+            skip = argument == "--docs"
+            continue
+        flags.append(argument if not argument.startswith("--docs=") else "")
+    flags = " ".join(f for f in flags if f)
     return "\n".join(
         [
             f"`python -m benchmarks.seq2seq_quality {flags}`".replace(" `", "`")
