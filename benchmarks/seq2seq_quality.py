@@ -68,7 +68,8 @@ def run(args, folder):
                     "eval_interval": min(500, steps), "num_beams": 4}  # fmt: skip
         if args.quick:
             settings.update(QUICK, eval_interval=min(50, steps))
-        rows.append(train_row(f"cmudict, main-job model, {steps:,} steps", folder, settings))
+        model = "quick model" if args.quick else "main-job model"
+        rows.append(train_row(f"cmudict, {model}, {steps:,} steps", folder, settings))
     if args.full:
         full = main_job.PROFILES["full"]["seq2seq"]
         settings = {**g2p_settings("full"), "test_examples": args.test_words, "num_beams": 4,
