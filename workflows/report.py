@@ -487,15 +487,11 @@ def inline(text):
     return re.sub(r"\*\*([^*]*)\*\*", r"<b>\1</b>", text)
 
 
-def read_predictions(run_dir):
-    """predictions.tsv of a seq2seq run: `[(source, greedy, beam, [references...])]`."""
-    with open(os.path.join(run_dir, "predictions.tsv"), encoding="utf-8") as file:
-        lines = file.read().splitlines()[1:]  # after the header
-    rows = []
-    for line in lines:
-        source, greedy, beam, *references = line.split("\t")
-        rows.append((source, greedy, beam, references))
-    return rows
+def answer_of_kind(context, kind):
+    """The fresh process's answer from the export of `kind` (`generate`: the GPT, `seq2seq`:
+    the encoder-decoder; both serve a `generate` signature), or an empty one."""
+    name = next((n for n, e in context.exports.items() if e["kind"] == kind), None)
+    return context.answers.get(name, {"inputs": {}, "outputs": {}})
 
 
 def examples_table(rows):
@@ -506,6 +502,7 @@ def examples_table(rows):
 def seq2seq_section(context, figures, examples=6):
     """Spelling to sound: error rates per decoding, right and wrong words, cross attention."""
     from keras_transformer.training.seq2seq_metrics import exact_match
+    from workflows.seq2seq_eval import read_predictions
 
     run = context.seq2seq
     m = run["metrics"]
@@ -522,9 +519,11 @@ def seq2seq_section(context, figures, examples=6):
             ]
         )
     table = md_table(["decoding", "WER", "PER", "exact match", "decoding seconds"], rows)
-    predictions = read_predictions(run["run_dir"])
+    sources, greedy_outputs, _, listed = read_predictions(
+        os.path.join(run["run_dir"], "predictions.tsv")
+    )
     right, wrong = [], []
-    for source, greedy, _, references in predictions:
+    for source, greedy, references in zip(sources, greedy_outputs, listed, strict=True):
         kept = right if exact_match([greedy], [references]) == 1.0 else wrong
         kept.append([f"`{source}`", f"`{greedy}`", ", ".join(f"`{r}`" for r in references)])
     layer, head, word = context.cross_attention
@@ -534,7 +533,7 @@ def seq2seq_section(context, figures, examples=6):
         f"{t} ← {probe['sources'][int(w.argmax())]}"
         for t, w in zip(probe["outputs"], probe["weights"], strict=True)
     ]
-    served = context.answers.get("g2p", {"inputs": {}, "outputs": {}})
+    served = answer_of_kind(context, "seq2seq")
     served_rows = [
         [f"`{w}`", f"`{p}`"]
         for w, p in zip(
@@ -650,9 +649,7 @@ def write_report(stage_folder, context):
     samples_path = os.path.join(context.gpt["run_dir"], "samples.txt")
     with open(samples_path, encoding="utf-8") as file:
         samples = file.read().strip()
-    served = next(
-        (a for a in context.answers.values() if a["signature"] == "generate"), {"outputs": {}}
-    )
+    served = answer_of_kind(context, "generate")
     served_text = "\n".join(served["outputs"].get("generated_text", []))
     gpt_metrics = context.gpt["metrics"]
     sections.append(

@@ -209,6 +209,10 @@ def test_quick_every_stage_produced_its_outputs(quick_run):
     g2p = result.metrics["seq2seq"]
     assert f"| greedy | {g2p['greedy_wer']:.3f} | {g2p['greedy_per']:.3f} |" in text
     assert g2p["test_examples"] == main_job.PROFILES["quick"]["seq2seq"]["test_examples"]
+    # Each generative section quotes its own export's answer (both serve `generate`).
+    shakespeare = text[text.index("## Generated Shakespeare") : text.index("## Student")]
+    served_gpt = result.answers["shakespeare_gpt"]["outputs"]["generated_text"][0]
+    assert served_gpt.strip() in shakespeare
     assert "data:image/png;base64," in read(result.html_path)
     assert set(result.exports) == {
         "sentiment", "sentiment_student", "encoder", "shakespeare_gpt", "g2p"
