@@ -29,7 +29,6 @@ average at the start and the end.
 
 import argparse
 import os
-import sys
 import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -85,11 +84,11 @@ def run(args, folder):
 
 def verdicts(rows, args):
     """Lines saying which targets this run met (only those it measured)."""
+    if args.quick:  # quick rows train other models than the targets name
+        return []
     lines = []
     main_steps = main_job.PROFILES["default"]["seq2seq"]["steps"]
     for row in rows:
-        if args.quick:
-            break
         if row["name"] == f"cmudict, main-job model, {main_steps:,} steps":
             wer = min(row["greedy_wer"], row["beam4_wer"])
             met = "met" if wer <= TARGETS["default_wer"] else "NOT met"
@@ -113,6 +112,14 @@ def verdicts(rows, args):
                 f"{'met' if met else 'NOT met'}."
             )
     return lines
+
+
+def command(args):
+    """The command that trains this run's rows (where it publishes left out)."""
+    flags = [f"--steps {','.join(str(steps) for steps in args.steps)}",
+             f"--test-words {args.test_words}", f"--date-steps {args.date_steps}"]  # fmt: skip
+    flags += [flag for flag in ("--full", "--quick") if getattr(args, flag[2:])]
+    return " ".join(["python -m benchmarks.seq2seq_quality", *flags])
 
 
 def report(rows, args, load_start):
@@ -141,18 +148,10 @@ def report(rows, args, load_start):
             for row in rows
         ],
     )
-    flags, skip = [], False  # the measuring flags (not where the results are published)
-    for argument in sys.argv[1:]:
-        if skip or argument in ("--no-publish", "--publish", "--docs"):
-            skip = argument == "--docs"
-            continue
-        flags.append(argument if not argument.startswith("--docs=") else "")
-    flags = " ".join(f for f in flags if f)
     return "\n".join(
         [
-            f"`python -m benchmarks.seq2seq_quality {flags}`".replace(" `", "`")
-            + f" on {machine_description()} (load average {load_start} at the start, "
-            f"{load_average()} at the end).",
+            f"`{command(args)}` on {machine_description()} (load average {load_start} at the "
+            f"start, {load_average()} at the end).",
             "",
             "Each row trains a `Seq2SeqTransformer` from scratch (characters in; cmudict: "
             "ARPAbet phonemes with stress out) with `python -m workflows seq2seq`; WER and PER "
