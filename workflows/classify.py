@@ -27,7 +27,13 @@ from keras_transformer.data import pipelines
 from keras_transformer.models import BertBackbone, BertClassifier, BertMaskedLM, size_arguments
 from keras_transformer.preprocessing import ClassifierPreprocessor, save_preprocessor
 from keras_transformer.text.io import load_tokenizer, save_tokenizer
-from workflows.config import setting, write_json_atomic
+from keras_transformer.training.compilation import resolve_jit_compile
+from workflows.config import (
+    jit_compile_setting,
+    precision_setting,
+    setting,
+    write_json_atomic,
+)
 from workflows.training import fit, make_optimizer, save_model_atomic, start, write_history
 
 SPLIT_FRACTIONS = {"train": 0.8, "validation": 0.1, "test": 0.1}
@@ -55,6 +61,8 @@ class ClassifierConfig:
     )
     patience: int = setting(0, "early stopping patience in epochs (0: off)")
     max_seconds: float = setting(0.0, "stop training after this many seconds (0: no limit)")
+    mixed_precision: str = precision_setting()
+    jit_compile: str = jit_compile_setting()
     strategy: str = setting("auto", "tf.distribute strategy name")
     seed: int = setting(0, "random seed")
     output_dir: str | None = setting(None, "output folder")
@@ -291,8 +299,14 @@ def classifier_optimizer(config, steps_per_epoch):
 
 
 def compile_classifier(model, config, steps_per_epoch):
-    """Compiles a `BertClassifier` (its default loss and accuracy) with the run's optimizer."""
-    model.compile(optimizer=classifier_optimizer(config, steps_per_epoch))
+    """Compiles a `BertClassifier` (its default loss and accuracy) with the run's optimizer.
+
+    Under `--mixed-precision float16`, Keras wraps the optimizer in a `LossScaleOptimizer`.
+    """
+    model.compile(
+        optimizer=classifier_optimizer(config, steps_per_epoch),
+        jit_compile=resolve_jit_compile(config.jit_compile),
+    )
 
 
 def count_parameters(model):

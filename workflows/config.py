@@ -9,17 +9,47 @@ import tempfile
 import types
 import typing
 
+from keras_transformer.training.compilation import JIT_COMPILE
+from keras_transformer.training.precision import PRECISIONS
+
 
 class ConfigError(ValueError):
     """A setting whose value does not fit its field: names the source, the key and the type."""
 
 
-def setting(default, help, choices=None):
-    """A config field with a default, a help text and optional choices (for the CLI)."""
+def setting(default, help, choices=None, legacy=None):
+    """A config field with a default, a help text and optional choices (for the CLI).
+
+    `legacy` maps values that older configs wrote to today's (`{True: "bfloat16"}` for a
+    setting that was a bool): files saved before the change still load.
+    """
     metadata = {"help": help}
     if choices:
         metadata["choices"] = choices
+    if legacy:
+        metadata["legacy"] = legacy
     return dataclasses.field(default=default, metadata=metadata)
+
+
+def precision_setting():
+    """The `--mixed-precision` setting of every training workflow (`float32` by default)."""
+    return setting(
+        "float32",
+        "training precision: float32, bfloat16 (mixed_bfloat16: Ampere GPUs, TPUs, recent "
+        "CPUs) or float16 (mixed_float16 with dynamic loss scaling: GPUs before Ampere)",
+        PRECISIONS,
+        legacy={True: "bfloat16", False: "float32"},
+    )
+
+
+def jit_compile_setting():
+    """The `--jit-compile` setting of every training workflow (`auto`: on where a GPU is)."""
+    return setting(
+        "auto",
+        "XLA-compile the training step: auto (on where a GPU is present), on, off",
+        JIT_COMPILE,
+        legacy={True: "on", False: "off"},  # YAML 1.1 reads `on` / `off` as booleans
+    )
 
 
 def add_arguments(parser, config_class):
@@ -168,6 +198,9 @@ def check_value(field, hint, value):
         if optional:
             return None
         raise ValueError(f"expected {_KIND_NAMES.get(kind, kind.__name__)}, got null")
+    legacy = field.metadata.get("legacy", {})
+    if isinstance(value, bool) and value in legacy:  # a bool only: `1 == True` in a dict
+        value = legacy[value]
     value = convert_value(kind, value)
     choices = field.metadata.get("choices")
     if choices and value not in choices:

@@ -20,6 +20,7 @@ from keras import ops
 
 from keras_transformer.layers.pooling import pool
 from keras_transformer.models import BertBackbone, BertClassifier
+from keras_transformer.training.compilation import resolve_jit_compile
 from workflows import classify
 from workflows.config import setting
 
@@ -186,6 +187,7 @@ def run(config):
                 config, math.ceil(len(splits.train) / config.batch_size)
             ),
             metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+            jit_compile=resolve_jit_compile(config.jit_compile),
         )
     train_ds, validation_ds, test_ds = classify.datasets(config, splits, base, config.batch_size)
     teacher_weights = [w.numpy() for w in teacher.weights[:2]]

@@ -27,7 +27,6 @@ import math
 import os
 import time
 
-import keras
 import numpy as np
 import tensorflow as tf
 
@@ -48,8 +47,15 @@ from keras_transformer.preprocessing import (
 )
 from keras_transformer.text import BytePairTokenizer
 from keras_transformer.text.io import save_tokenizer
+from keras_transformer.training.compilation import resolve_jit_compile
 from keras_transformer.training.evaluation import bits_per_character
-from workflows.config import setting, write_json_atomic
+from keras_transformer.training.precision import using_precision
+from workflows.config import (
+    jit_compile_setting,
+    precision_setting,
+    setting,
+    write_json_atomic,
+)
 from workflows.pretrain_tokens import build_tokenizer, causal_lm_tokens, check_token_settings
 from workflows.training import (
     fit,
@@ -102,7 +108,8 @@ class Config:
     eval_interval: int = setting(200, "steps between evaluations (and resumable checkpoints)")
     eval_batches: int = setting(20, "validation batches per evaluation")
     log_interval: int = setting(10, "steps between TensorBoard training-loss points")
-    mixed_precision: bool = setting(False, "train under mixed_bfloat16")
+    mixed_precision: str = precision_setting()
+    jit_compile: str = jit_compile_setting()
     strategy: str = setting(
         "auto", "tf.distribute strategy: auto, cpu, one_device, mirrored, multi_worker, tpu"
     )
@@ -310,23 +317,18 @@ def run(config):
     validation_ds = make_dataset(config, validation_texts, preprocessor, config.batch_size, False)
     validation_ds = with_known_cardinality(validation_ds.take(config.eval_batches).cache())
 
-    previous_policy = keras.config.dtype_policy()
-    if config.mixed_precision:
-        keras.config.set_dtype_policy("mixed_bfloat16")
-    try:
-        with strategy.scope():
-            model = build_model(config, tokenizer.vocabulary_size())
-            model.compile(
-                optimizer=make_optimizer(
-                    config.learning_rate,
-                    config.steps,
-                    config.warmup_steps,
-                    config.weight_decay,
-                    config.clip_norm,
-                )
-            )
-    finally:
-        keras.config.set_dtype_policy(previous_policy)
+    with strategy.scope(), using_precision(config.mixed_precision):
+        model = build_model(config, tokenizer.vocabulary_size())
+        model.compile(
+            optimizer=make_optimizer(
+                config.learning_rate,
+                config.steps,
+                config.warmup_steps,
+                config.weight_decay,
+                config.clip_norm,
+            ),
+            jit_compile=resolve_jit_compile(config.jit_compile),
+        )
     print(
         f"[pretrain] {type(model).__name__}: {model.count_params():,} parameters, vocabulary "
         f"{tokenizer.vocabulary_size():,}, {strategy.num_replicas_in_sync} replica(s)",

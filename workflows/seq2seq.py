@@ -67,8 +67,14 @@ from keras_transformer.data import pipelines
 from keras_transformer.models import Seq2SeqBackbone, Seq2SeqTransformer
 from keras_transformer.preprocessing import Seq2SeqPreprocessor, save_preprocessor
 from keras_transformer.text.io import save_tokenizer
+from keras_transformer.training.compilation import resolve_jit_compile
 from workflows import seq2seq_data, seq2seq_eval
-from workflows.config import setting, write_json_atomic
+from workflows.config import (
+    jit_compile_setting,
+    precision_setting,
+    setting,
+    write_json_atomic,
+)
 from workflows.pretrain import with_known_cardinality
 from workflows.training import (
     fit,
@@ -120,7 +126,8 @@ class Config:
     num_beams: int = setting(4, "beams of the beam-search decoding of the test split")
     length_penalty: float = setting(1.0, "beam scores: sum(log p) / length ** length_penalty")
     log_interval: int = setting(10, "steps between TensorBoard training-loss points")
-    mixed_precision: bool = setting(False, "train under mixed_bfloat16")
+    mixed_precision: str = precision_setting()
+    jit_compile: str = jit_compile_setting()
     strategy: str = setting(
         "auto", "tf.distribute strategy: auto, cpu, one_device, mirrored, multi_worker, tpu"
     )
@@ -241,11 +248,13 @@ def compile_model(model, config):
         config.weight_decay,
         config.clip_norm,
     )
+    jit_compile = resolve_jit_compile(config.jit_compile)
     if not config.label_smoothing:
-        model.compile(optimizer=optimizer)
+        model.compile(optimizer=optimizer, jit_compile=jit_compile)
         return
     model.compile(
         optimizer=optimizer,
+        jit_compile=jit_compile,
         loss=keras.losses.CategoricalCrossentropy(
             from_logits=True, label_smoothing=config.label_smoothing
         ),
@@ -306,15 +315,9 @@ def run(config):
         save_preprocessor(preprocessor, os.path.join(run_dir, "preprocessor.json"))
         save_tokenizer(preprocessor.source_tokenizer, os.path.join(run_dir, "tokenizer.json"))
 
-    previous_policy = keras.config.dtype_policy()
-    if config.mixed_precision:
-        keras.config.set_dtype_policy("mixed_bfloat16")
-    try:
-        with place.setting_up():
-            model = build_model(config, preprocessor)
-            compile_model(model, config)
-    finally:
-        keras.config.set_dtype_policy(previous_policy)
+    with place.setting_up():
+        model = build_model(config, preprocessor)
+        compile_model(model, config)
     print(
         f"[seq2seq] {model.count_params():,} parameters, vocabulary "
         f"{model.backbone.vocabulary_size:,} ({config.tokens} -> {config.target_tokens}, "

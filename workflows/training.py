@@ -20,6 +20,7 @@ from keras_transformer import training
 from keras_transformer.distribute import get_strategy, per_replica_batch_size
 from keras_transformer.models import size_arguments
 from keras_transformer.training.cluster import current_cluster
+from keras_transformer.training.precision import precision_name, using_precision
 from workflows.config import save_config, write_json_atomic
 from workflows.curves import DEFAULT_EVERY, TrainingCurves
 
@@ -38,17 +39,21 @@ class RunPlace:
     run_dir: str
     chief: bool
     created: tuple = ()
+    precision: str = "float32"
 
     @contextlib.contextmanager
     def setting_up(self):
-        """`strategy.scope()` for building a run's models; on an error, undoes `start`.
+        """`strategy.scope()` and the run's precision policy for building its models.
+
+        Models built (not loaded) inside get the `--mixed-precision` dtype policy; a base
+        loaded from a file keeps the policy it was saved with. On an error, undoes `start`.
 
         A run refused before it wrote anything but `config.json` (a bad `--init-from`, a
         dataset that will not load) leaves no folder behind: the config it wrote is removed,
         and the folder too if `start` created it. A folder holding anything else is kept.
         """
         try:
-            with self.strategy.scope():
+            with self.strategy.scope(), using_precision(self.precision):
                 yield
         except BaseException:
             self.discard()
@@ -74,6 +79,7 @@ def start(config, name):
     worker to worker); only the chief creates the folder and saves `config.json` there.
     """
     strategy = get_strategy(config.strategy)  # first: a multi-worker strategy must come first
+    precision = precision_name(getattr(config, "mixed_precision", "float32"))
     keras.utils.set_random_seed(config.seed)
     per_replica_batch_size(config.batch_size, strategy)  # fails early if it does not divide
     cluster = current_cluster(strategy)
@@ -83,13 +89,13 @@ def start(config, name):
             "worker the same --output-dir (shared storage, or the chief's local folder)."
         )
     if not cluster.is_chief:
-        return RunPlace(strategy, config.output_dir, chief=False)
+        return RunPlace(strategy, config.output_dir, chief=False, precision=precision)
     existed = config.output_dir is not None and os.path.isdir(config.output_dir)
     run_dir = new_run_dir(config.output_dir, name)
     had_config = os.path.isfile(os.path.join(run_dir, "config.json"))
     save_config(config, run_dir)
     created = ("folder",) * (not existed) + ("config.json",) * (not had_config)
-    return RunPlace(strategy, run_dir, chief=True, created=created)
+    return RunPlace(strategy, run_dir, chief=True, created=created, precision=precision)
 
 
 def fit(

@@ -36,7 +36,7 @@ def test_yaml_values_become_the_field_types(tmp_path):
         "learning_rate: 1e-3\n"  # PyYAML: the string '1e-3'
         "steps: 1e3\n"  # also a string; an integral number
         "dropout: 0\n"  # an int for a float field
-        "mixed_precision: 'yes'\n"  # a quoted string for a bool
+        "mixed_precision: true\n"  # a bool, as configs wrote before it took a name
         "num_layers: 2.0\n"  # an integral float for an int | None field
         "vocabulary: null\n"
         "prompt: 2024\n",  # an int for a str field
@@ -45,17 +45,24 @@ def test_yaml_values_become_the_field_types(tmp_path):
     assert config.learning_rate == 0.001 and type(config.learning_rate) is float
     assert config.steps == 1000 and type(config.steps) is int
     assert config.dropout == 0.0 and type(config.dropout) is float
-    assert config.mixed_precision is True
+    assert config.mixed_precision == "bfloat16"
     assert config.num_layers == 2 and type(config.num_layers) is int
     assert config.vocabulary is None
     assert config.prompt == "2024"
+
+
+@pytest.mark.parametrize(("text", "value"), [("on", "on"), ("off", "off"), ("'auto'", "auto")])
+def test_yaml_on_and_off_name_the_jit_compile_setting(tmp_path, text, value):
+    # YAML 1.1 reads a bare `on` / `off` as a boolean: the setting still means what it says.
+    config = from_file(pretrain.Config, write(tmp_path / "run.yaml", f"jit_compile: {text}\n"))
+    assert config.jit_compile == value
 
 
 def test_json_values_become_the_field_types(tmp_path):
     values = {
         "steps": 3.0,
         "batch_size": "8",
-        "mixed_precision": "False",
+        "mixed_precision": False,
         "hidden_dim": None,
         "max_seconds": "2.5",
         "objective": "masked",
@@ -63,10 +70,13 @@ def test_json_values_become_the_field_types(tmp_path):
     config = from_file(pretrain.Config, write(tmp_path / "run.json", json.dumps(values)))
     assert (config.steps, config.batch_size, config.hidden_dim) == (3, 8, None)
     assert type(config.steps) is int
-    assert config.mixed_precision is False
+    assert config.mixed_precision == "float32"
     assert config.max_seconds == 2.5
     assert config.objective == "masked"
-    assert from_file(pretrain.Config, write(tmp_path / "b.json", '{"mixed_precision": 1}'))
+    config = from_file(
+        pretrain.Config, write(tmp_path / "b.json", '{"mixed_precision": "float16"}')
+    )
+    assert config.mixed_precision == "float16"
 
 
 @pytest.mark.parametrize(
@@ -78,8 +88,15 @@ def test_json_values_become_the_field_types(tmp_path):
         ("steps: null", "steps: expected an integer, got null"),
         ("learning_rate: fast", "learning_rate: expected a number, got 'fast'"),
         ("learning_rate: .inf", "learning_rate: expected a number, got inf"),
-        ("mixed_precision: maybe", "mixed_precision: expected true or false, got 'maybe'"),
-        ("mixed_precision: 2", "mixed_precision: expected true or false, got 2"),
+        (
+            "mixed_precision: half",
+            "mixed_precision: expected one of float32, bfloat16, float16, got 'half'",
+        ),
+        (
+            "mixed_precision: 1",
+            "mixed_precision: expected one of float32, bfloat16, float16, got '1'",
+        ),
+        ("jit_compile: maybe", "jit_compile: expected one of auto, on, off, got 'maybe'"),
         ("objective: both", "objective: expected one of causal, masked, got 'both'"),
         ("corpus: [a, b]", "corpus: expected a string, got ['a', 'b']"),
         ("prompt: 0.5", "prompt: expected a string, got 0.5"),

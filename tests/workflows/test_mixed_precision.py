@@ -99,8 +99,11 @@ def test_seq2seq_mixed_bfloat16():
     assert out["token_ids"].shape == (4, 5) and (out["token_ids"][:, 0] == 1).all()
 
 
-@pytest.mark.parametrize("objective", ["causal", "masked"])
-def test_pretrain_mixed_precision(objective, tmp_path):
+@pytest.mark.parametrize(
+    ("objective", "precision"),
+    [("causal", "bfloat16"), ("masked", "bfloat16"), ("causal", "float16")],
+)
+def test_pretrain_mixed_precision(objective, precision, tmp_path):
     corpus = tmp_path / "corpus.txt"
     lines = [f"the cat sat on mat {i % 7} and the dog ran to the cat {i % 5}" for i in range(300)]
     corpus.write_text("\n".join(lines), encoding="utf-8")
@@ -121,7 +124,7 @@ def test_pretrain_mixed_precision(objective, tmp_path):
             eval_interval=2,
             eval_batches=1,
             warmup_steps=1,
-            mixed_precision=True,
+            mixed_precision=precision,
             output_dir=str(tmp_path / "run"),
             num_samples=1,
             sample_length=5,
@@ -137,7 +140,7 @@ def test_pretrain_mixed_precision(objective, tmp_path):
     assert result.steps == 4
     model = keras.saving.load_model(result.model_path)
     block = model.backbone.transformer_blocks[0]
-    assert block.dtype_policy.name == "mixed_bfloat16"  # trained and saved under the policy
+    assert block.dtype_policy.name == f"mixed_{precision}"  # trained and saved under it
     assert dtypes(model) == {"float32"}
     x = {"token_ids": np.ones((2, 6), "int32"), "padding_mask": np.ones((2, 6), "int32")}
     if objective == "masked":
@@ -146,3 +149,41 @@ def test_pretrain_mixed_precision(objective, tmp_path):
     assert np.isfinite(outputs).all()
     if objective == "causal":
         assert result.samples and result.samples[0].startswith("the")
+
+
+@pytest.mark.parametrize(("setting", "expected"), [("on", True), ("off", False), ("auto", False)])
+def test_pretrain_jit_compile_setting_reaches_compile(setting, expected, tmp_path, monkeypatch):
+    # `auto` is off here: this machine has no GPU.
+    seen = []
+    original = keras.Model.compile
+
+    def spy(self, *args, **kwargs):
+        seen.append(kwargs.get("jit_compile"))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "compile", spy)
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(f"to be or not to be {i % 9}" for i in range(200)), "utf-8")
+    result = pretrain.run(
+        pretrain.Config(
+            objective="causal",
+            tokens="char",
+            corpus=str(corpus),
+            num_layers=1,
+            hidden_dim=16,
+            num_heads=2,
+            intermediate_dim=32,
+            sequence_length=16,
+            batch_size=4,
+            steps=2,
+            eval_interval=2,
+            eval_batches=1,
+            warmup_steps=1,
+            jit_compile=setting,
+            output_dir=str(tmp_path / "run"),
+            num_samples=0,
+            verbose=0,
+        )
+    )
+    assert seen and seen[0] is expected
+    assert np.isfinite(result.metrics["validation_loss"])
