@@ -15,6 +15,7 @@ Keras, and the previous one is restored on exit.
 import contextlib
 
 import keras
+import tensorflow as tf
 
 PRECISIONS = ("float32", "bfloat16", "float16")
 
@@ -55,3 +56,84 @@ def using_precision(setting):
         yield name
     finally:
         keras.config.set_dtype_policy(previous)
+
+
+# Compute capability from which NVIDIA GPUs have bfloat16 tensor cores (Ampere).
+BFLOAT16_MIN_CAPABILITY = (8, 0)
+
+
+def _is_tpu_strategy(strategy):
+    tpu_strategies = (tf.distribute.TPUStrategy, tf.distribute.experimental.TPUStrategy)
+    return isinstance(strategy, tpu_strategies)
+
+
+def _gpu_details(device):
+    """`(name, (major, minor) or None)` of a physical GPU, from TensorFlow's device details."""
+    details = tf.config.experimental.get_device_details(device) or {}
+    capability = details.get("compute_capability")  # absent on non-CUDA GPUs
+    return details.get("device_name", device.name), tuple(capability) if capability else None
+
+
+def check_precision(setting, strategy=None, devices=None):
+    """Fails before training, with one clear error, if `setting` cannot run on these devices.
+
+    - `float16` on TPUs (a `TPUStrategy`, or a TPU among `devices`): TPUs have no float16
+      matmul; their 16-bit type is bfloat16.
+    - `bfloat16` on an NVIDIA GPU of compute capability below 8.0 (before Ampere: Volta,
+      Turing, Pascal), which has no bfloat16 tensor cores; float16 with loss scaling is its
+      16-bit type.
+    - `float16` or `bfloat16` with no GPU or TPU: allowed (both train on CPUs; tested here), with
+      a printed note that their speed-up is meant for GPUs and TPUs.
+
+    Args:
+        setting: a precision setting (`"float32"`, `"bfloat16"`, `"float16"`, or a bool; see
+            `precision_name`).
+        strategy: `tf.distribute.Strategy` or None. The run's strategy; only whether it is a
+            `TPUStrategy` matters. Defaults to None.
+        devices: list of `tf.config.PhysicalDevice` or None. The accelerators to check.
+            Defaults to this host's physical GPUs and TPUs.
+
+    Returns:
+        str: the precision name (one of `PRECISIONS`).
+
+    Raises:
+        ValueError: the setting is unknown, or cannot run on these devices; the message says
+            which device and what to use instead.
+
+    Example:
+    >>> strategy = get_strategy(config.strategy)
+    >>> check_precision(config.mixed_precision, strategy)
+    >>> with strategy.scope(), using_precision(config.mixed_precision):
+    ...     model = build_model(config)
+    ...     model.compile(...)
+    """
+    name = precision_name(setting)
+    if devices is None:
+        devices = tf.config.list_physical_devices("GPU") + tf.config.list_physical_devices("TPU")
+    devices = list(devices)
+    tpus = [device for device in devices if device.device_type == "TPU"]
+    if name == "float16" and (tpus or _is_tpu_strategy(strategy)):
+        where = tpus[0].name if tpus else type(strategy).__name__
+        raise ValueError(
+            f"--mixed-precision float16 cannot run on TPUs (found {where}): TPUs have no float16 "
+            "matmul. Use --mixed-precision bfloat16, the TPU's own 16-bit type."
+        )
+    if name == "bfloat16":
+        for device in devices:
+            if device.device_type != "GPU":
+                continue
+            gpu_name, capability = _gpu_details(device)
+            if capability is not None and capability < BFLOAT16_MIN_CAPABILITY:
+                major, minor = capability
+                raise ValueError(
+                    f"--mixed-precision bfloat16 needs a GPU of compute capability 8.0 (Ampere) "
+                    f"or later; {device.name} ({gpu_name}) has {major}.{minor}. Use "
+                    "--mixed-precision float16 (dynamic loss scaling is applied) on this GPU."
+                )
+    if name != "float32" and not devices and not _is_tpu_strategy(strategy):
+        print(
+            f"[keras_transformer] --mixed-precision {name} with no GPU or TPU: it trains on "
+            "the CPU, but its speed-up is meant for GPUs and TPUs.",
+            flush=True,
+        )
+    return name

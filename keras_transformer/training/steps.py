@@ -12,6 +12,20 @@ all-reduced once, then `optimizer.apply` clips and updates with the summed gradi
 all-reduce is switched off while it is traced). A model that overrides `train_step` keeps its
 own step, unchanged.
 
+Under `mixed_float16` the compiled optimizer is a `LossScaleOptimizer`: each replica scales its
+loss by the dynamic scale, the scaled gradients are summed across replicas, and the optimizer
+then unscales them, checks them for inf / NaN and skips the update and halves the scale if any
+is not finite, or applies it and doubles the scale every `dynamic_growth_steps` finite steps.
+Because it sees the *summed* gradients, every replica takes the same decision. (Keras's own
+step hands the optimizer each replica's local gradients, and the optimizer acts on replica 0's
+verdict: with it in this loop, an overflow in replica 1's rows only turned the weights to NaN.)
+
+With `model.jit_compile` True (`compile(jit_compile=True)`), each replica's forward and
+backward pass is XLA-compiled, as Keras's `one_step_on_data` is, and so is its test step; the
+all-reduce and the optimizer stay outside the compiled function. (Inside it, the all-reduce
+fails on CPU devices: "`merge_call` called while defining a new graph"; and one compiled
+function shared by the replicas reads replica 1's variables from replica 0's device.)
+
 Every function returns the metrics of all replicas: each replica's metric state (Keras keeps
 it per replica, summed on read) is summed across every worker in one all-reduce and turned into
 results with `metric.stateless_result`, so logs are the global values, identical on every
@@ -64,8 +78,8 @@ def replica_train_step(model):
     if not uses_default_train_step(model):
         return model.train_step
 
-    def train_step(data):
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+    def forward_backward(x, y, sample_weight):
+        """The model's outputs and the gradients of this replica's (scaled) loss."""
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
         with tf.GradientTape() as tape:
             y_pred = model(x, training=True) if model._call_has_training_arg else model(x)
@@ -76,11 +90,25 @@ def replica_train_step(model):
             model._loss_tracker.update_state(
                 loss * tf.cast(replicas, loss.dtype), sample_weight=_batch_size(x)
             )
+            # Under mixed_float16 the optimizer is a LossScaleOptimizer: the loss is multiplied
+            # by its dynamic scale here, and `apply_gradients` divides the summed gradients by
+            # it, skips the update if any is not finite and updates the scale.
             loss = model.optimizer.scale_loss(loss)
+        return y_pred, tape.gradient(loss, model.trainable_weights)
+
+    def train_step(data):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
         variables = model.trainable_weights
         if not variables:
             raise ValueError(f"The model {model.name!r} has no trainable weights to train.")
-        gradients = tape.gradient(loss, variables)
+        step = forward_backward
+        if getattr(model, "jit_compile", False):
+            # XLA compiles the forward and backward pass; the all-reduce and the optimizer
+            # stay outside (see the module docstring). Made here, it is one compiled
+            # function per replica, placed on that replica's device.
+            step = tf.function(forward_backward, jit_compile=True, reduce_retracing=True)
+        y_pred, gradients = step(x, y, sample_weight)
         if replicas > 1:
             present = [i for i, g in enumerate(gradients) if g is not None]
             summed = tf.distribute.get_replica_context().all_reduce(
@@ -170,16 +198,28 @@ def make_train_function(model, strategy, sync_stop):
     return train_function
 
 
+def replica_test_step(model):
+    """The per-replica test step: Keras's `test_step`, XLA-compiled if `model.jit_compile`."""
+    if not getattr(model, "jit_compile", False):
+        return model.test_step
+
+    def test_step(data):  # one compiled function per replica, as in `replica_train_step`
+        return tf.function(model.test_step, jit_compile=True, reduce_retracing=True)(data)
+
+    return test_step
+
+
 def make_test_function(model, strategy):
     """`test_function(iterator) -> (ran, logs)`: one evaluation step (Keras's `test_step`)."""
     read_metrics = metrics_reader(model, strategy)
+    step = replica_test_step(model)
 
     @tf.function
     def test_function(iterator):
         optional = iterator.get_next_as_optional()
 
         def run():
-            strategy.run(model.test_step, args=(optional.get_value(),))
+            strategy.run(step, args=(optional.get_value(),))
             return tf.constant(True)
 
         ran = tf.cond(optional.has_value(), run, lambda: tf.constant(False))
