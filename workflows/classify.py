@@ -183,7 +183,7 @@ def load_base(init_from):
                 f"--init-from {init_from!r}: {path} is missing. Give 'minilm', a Hugging Face "
                 "folder, or a run folder holding model.keras and tokenizer.json."
             )
-    model = keras.saving.load_model(model_path)
+    model = keras.saving.load_model(model_path, compile=False)  # every workflow recompiles
     tokenizer = load_tokenizer(tokenizer_path)
     if isinstance(model, BertClassifier):
         labels_path = os.path.join(init_from, "labels.json")
@@ -192,7 +192,7 @@ def load_base(init_from):
             with open(labels_path, encoding="utf-8") as file:
                 label_names = tuple(json.load(file))
         return Base(
-            model.backbone,
+            in_run_precision(model.backbone),
             tokenizer,
             model.pooling,
             classifier=model,
@@ -201,11 +201,29 @@ def load_base(init_from):
         )
     if isinstance(model, BertMaskedLM):
         # Our masked-LM pretraining does not train the pooler: mean pooling uses what it learned.
-        return Base(model.backbone, tokenizer, "mean", description=f"pretrain run {init_from}")
+        backbone = in_run_precision(model.backbone)
+        return Base(backbone, tokenizer, "mean", description=f"pretrain run {init_from}")
     raise ValueError(
         f"--init-from {init_from!r} holds a {type(model).__name__}; classifier workflows need a "
         "BERT-style encoder (a masked-LM pretrain run, a classifier run, or minilm)."
     )
+
+
+def in_run_precision(backbone):
+    """`backbone` with the run's dtype policy (Keras's global one, see `RunPlace.setting_up`).
+
+    A backbone loaded from a run folder keeps the policy it was saved with; trained under
+    another `--mixed-precision`, it is rebuilt from its config under the run's policy, with
+    the same (float32) weights. The classifiers built on it take its policy.
+    """
+    policy = keras.config.dtype_policy()
+    if backbone.dtype_policy.name == policy.name:
+        return backbone
+    config = backbone.get_config()
+    config["dtype"] = policy.name
+    rebuilt = type(backbone).from_config(config)
+    rebuilt.set_weights(backbone.get_weights())
+    return rebuilt
 
 
 # Added to the seed of a fresh backbone, so that the same `--seed` as the base's pretraining run

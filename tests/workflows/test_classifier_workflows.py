@@ -105,6 +105,27 @@ def test_transfer_keeps_the_base_frozen(base_run, labeled_csv, tmp_path):
     assert "val_accuracy" in history
 
 
+@pytest.mark.parametrize("precision", ["bfloat16", "float16"])
+def test_transfer_trains_a_float32_base_in_the_runs_precision(
+    precision, base_run, labeled_csv, tmp_path
+):
+    model, base_weights = weights_of(f"{base_run}/model.keras")
+    assert model.backbone.dtype_policy.name == "float32"
+    result = transfer.run(
+        transfer.Config(
+            **settings(labeled_csv, tmp_path, init_from=base_run, epochs=1),
+            mixed_precision=precision,
+        )
+    )
+    assert keras.config.dtype_policy().name == "float32"  # restored after the run
+    model, after = weights_of(result.model_path)
+    assert model.backbone.dtype_policy.name == f"mixed_{precision}"
+    assert model.backbone.transformer_blocks[0].compute_dtype == precision
+    for before, now in zip(base_weights, after, strict=True):  # the same base, still frozen
+        np.testing.assert_array_equal(before, now)
+    assert np.isfinite(result.metrics["test_accuracy"])
+
+
 def test_finetune_from_transfer_moves_the_base(base_run, labeled_csv, tmp_path):
     first = transfer.run(
         transfer.Config(**settings(labeled_csv, tmp_path / "t", init_from=base_run))
