@@ -152,6 +152,30 @@ def test_a_cpu_only_op_is_caught_with_its_name_and_where():
     assert assert_gpu_ready(words) == len(graph_ops(words))  # host-side ops: allowed
 
 
+class HashedStrings(keras.layers.Layer):
+    """Adds nothing, through two CPU-only ops (AsString, StringToHashBucketFast)."""
+
+    def call(self, x):
+        buckets = tf.strings.to_hash_bucket_fast(tf.strings.as_string(x), 7)
+        return x + tf.cast(buckets, x.dtype) * 0.0
+
+
+def test_a_cpu_only_op_in_a_fit_step_is_caught():
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.Dense(2)(HashedStrings()(inputs)))
+    model.compile(optimizer="adam", loss="mse")
+    step = keras_fit_step(model, dataset(np.ones((2 * B, 4), "float32"), np.ones((2 * B, 2))))
+    with pytest.raises(NoGpuKernelError) as caught:
+        assert_gpu_ready(step, name="the fit step")
+    lines = str(caught.value).splitlines()
+    line = HashedStrings.call.__code__.co_firstlineno + 1  # the line that makes both ops
+    assert lines[0].startswith("2 of the ") and "ops of the fit step (2 op types)" in lines[0]
+    assert sorted(lines[1:3]) == [
+        f"  {op} x1 (kernels: CPU) at tests/gpu/test_gpu_kernels.py:{line} (call)"
+        for op in ("AsString", "StringToHashBucketFast")
+    ]
+
+
 def test_ops_inside_nested_functions_are_found():
     @tf.function
     def inner(x):
