@@ -160,9 +160,10 @@ def decode(
     """Fills the non-prompt positions of a right-padded (B, L) buffer, in graph ops.
 
     Position `index` is chosen from `next_logits(token_ids[:, index - 1 : index], state,
-    index - 1)`, from the first position after the shortest prompt on; rows still in their
-    prompt keep it. A row stops after `end_token`, after `max_new_tokens` new tokens, or at
-    the buffer's end; its later positions stay 0 with a false mask.
+    index - 1)` (taken by `previous_token`, whose static width 1 XLA needs), from the first
+    position after the shortest prompt on; rows still in their prompt keep it. A row stops
+    after `end_token`, after `max_new_tokens` new tokens, or at the buffer's end; its later
+    positions stay 0 with a false mask.
 
     Args:
         next_logits: callable `(token_ids (B', 1), state, index) -> (logits (B', V), state)`:
@@ -208,6 +209,20 @@ def decode(
     if static_beams is not None:
         return beams() if static_beams > 1 else sample()
     return tf.cond(num_beams > 1, beams, sample)
+
+
+def previous_token(token_ids, index):
+    """The (B, 1) column `index - 1` of `token_ids`, its width static.
+
+    Not `token_ids[:, index - 1 : index]`: inside the `tf.while_loop` that slice's width is
+    unknown to the graph (None), and under XLA (`jit_compile=True`) the attention layers'
+    cache write (`ops.slice_update`) then wrote the one token's keys and values over every
+    cache position (seen on TF 2.21, CPU: after one step all L positions held the same
+    values). Compiled greedy decoding so drifted from the second step on, its logits off
+    by about 0.1 on a tiny GPT, and picked other tokens. `tf.slice` with size 1 keeps the
+    width static; compiled and uncompiled decoding then give the same tokens.
+    """
+    return tf.slice(token_ids, tf.stack([0, index - 1]), [-1, 1])
 
 
 def _buffer(token_ids, padding_mask, max_new_tokens):
@@ -256,7 +271,7 @@ def sample_loop(
         )
 
     def step(index, token_ids, mask, state, done, total):
-        previous = token_ids[:, index - 1 : index]  # (B, 1)
+        previous = previous_token(token_ids, index)  # (B, 1)
         logits, state = next_logits(previous, state, index - 1)  # (B, V)
         step_seed = tf.stack([seed[0], seed[1] + index])
         sampled = sample_next_token(logits, temperature, top_k, top_p, step_seed)
@@ -330,7 +345,7 @@ def beam_search(
 
     def step(*inputs):
         index, ids, mask, state, beam_scores, best_ids, best_mask, best, converged = inputs
-        logits, state = next_logits(ids[:, index - 1 : index], state, index - 1)  # (BK, V)
+        logits, state = next_logits(previous_token(ids, index), state, index - 1)  # (BK, V)
         vocabulary_size = tf.shape(logits)[-1]
         log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32))
         log_probs = tf.reshape(log_probs, [batch_size, k, vocabulary_size])
