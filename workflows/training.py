@@ -20,7 +20,7 @@ from keras_transformer import training
 from keras_transformer.distribute import get_strategy, per_replica_batch_size
 from keras_transformer.models import size_arguments
 from keras_transformer.training.cluster import current_cluster
-from keras_transformer.training.precision import precision_name, using_precision
+from keras_transformer.training.precision import check_precision, using_precision
 from workflows.config import save_config, write_json_atomic
 from workflows.curves import DEFAULT_EVERY, TrainingCurves
 
@@ -79,7 +79,8 @@ def start(config, name):
     worker to worker); only the chief creates the folder and saves `config.json` there.
     """
     strategy = get_strategy(config.strategy)  # first: a multi-worker strategy must come first
-    precision = precision_name(getattr(config, "mixed_precision", "float32"))
+    # Before anything trains: float16 on a TPU or bfloat16 on a pre-Ampere GPU fails here.
+    precision = check_precision(getattr(config, "mixed_precision", "float32"), strategy)
     keras.utils.set_random_seed(config.seed)
     per_replica_batch_size(config.batch_size, strategy)  # fails early if it does not divide
     cluster = current_cluster(strategy)

@@ -187,3 +187,30 @@ def test_pretrain_jit_compile_setting_reaches_compile(setting, expected, tmp_pat
     )
     assert seen and seen[0] is expected
     assert np.isfinite(result.metrics["validation_loss"])
+
+
+@pytest.mark.parametrize("workflow", ["pretrain", "seq2seq", "transfer"])
+def test_bfloat16_on_a_pre_ampere_gpu_fails_before_training(
+    workflow, monkeypatch, tmp_path, capsys
+):
+    # One faked Volta GPU: the check runs in `start`, before any data or model.
+    import tensorflow as tf
+
+    from workflows.__main__ import main
+
+    gpu = tf.config.PhysicalDevice(name="/physical_device:GPU:0", device_type="GPU")
+    real = tf.config.list_physical_devices
+    monkeypatch.setattr(
+        tf.config, "list_physical_devices", lambda kind=None: [gpu] if kind == "GPU" else real(kind)
+    )
+    details = {"device_name": "Tesla V100-SXM2-16GB", "compute_capability": (7, 0)}
+    monkeypatch.setattr(tf.config.experimental, "get_device_details", lambda device: details)
+    output_dir = tmp_path / "run"
+    argv = [workflow, "--mixed-precision", "bfloat16", "--output-dir", str(output_dir)]
+    if workflow == "transfer":
+        argv += ["--init-from", str(tmp_path / "no-base")]
+    assert main(argv) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "compute capability 8.0" in error[0] and "float16" in error[0]
+    assert "Tesla V100" in error[0]
+    assert not (output_dir / "model.keras").exists()
