@@ -2,7 +2,8 @@
 loss and gradients; `check_jit_compile` lowers a step to HLO and names an op XLA cannot compile.
 
 Loss and gradients come from one function run as a plain and as an XLA `tf.function`, same
-weights and batch, dropout 0 (deterministic). Families covered here: GPT causal LM.
+weights and batch, dropout 0 (deterministic). Families covered here: GPT causal LM, BERT
+masked LM, Seq2Seq (sparse loss, and the label-smoothed one-hot loss of workflows/seq2seq.py).
 """
 
 import keras
@@ -10,7 +11,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_transformer.models import GPTBackbone, GPTCausalLM
+from keras_transformer.models import (
+    BertBackbone,
+    BertMaskedLM,
+    GPTBackbone,
+    GPTCausalLM,
+    Seq2SeqBackbone,
+    Seq2SeqTransformer,
+)
 from keras_transformer.training.compilation import check_jit_compile
 
 SIZE = {"num_layers": 2, "num_heads": 2, "hidden_dim": 32, "intermediate_dim": 64}
@@ -28,6 +36,55 @@ def gpt_case():
     x = {"token_ids": tf.constant(ids), "padding_mask": tf.constant(mask)}
     y = tf.constant(np.roll(ids, -1, axis=1))
     return model, (x, y, tf.constant(mask.astype("float32")))
+
+
+def bert_case():
+    keras.utils.set_random_seed(0)
+    backbone = BertBackbone(vocabulary_size=61, max_sequence_length=16, dropout=0.0, **SIZE)
+    model = BertMaskedLM(backbone)
+    model.compile()
+    rng = np.random.default_rng(1)
+    x = {
+        "token_ids": tf.constant(rng.integers(1, 61, (4, 16)).astype("int32")),
+        "padding_mask": tf.ones((4, 16), "int32"),
+        "mask_positions": tf.constant(rng.integers(0, 16, (4, 3)).astype("int32")),
+    }
+    y = tf.constant(rng.integers(1, 61, (4, 3)).astype("int32"))
+    return model, (x, y, tf.constant([[1.0, 1.0, 0.0]] * 4))
+
+
+def seq2seq_case(label_smoothing):
+    keras.utils.set_random_seed(0)
+    backbone = Seq2SeqBackbone(vocabulary_size=61, max_sequence_length=16, dropout=0.0, **SIZE)
+    model = Seq2SeqTransformer(backbone)
+    rng = np.random.default_rng(2)
+    target = rng.integers(1, 61, (4, 10)).astype("int32")
+    weights = (np.arange(10)[None, :] < np.array([[10], [6], [8], [3]])).astype("float32")
+    x = {
+        "encoder_token_ids": tf.constant(rng.integers(1, 61, (4, 12)).astype("int32")),
+        "encoder_padding_mask": tf.constant(
+            np.arange(12)[None, :] < np.array([[12], [7], [9], [4]])
+        ),
+        "decoder_token_ids": tf.constant(
+            np.pad(target[:, :-1], ((0, 0), (1, 0)), constant_values=1)
+        ),
+        "decoder_padding_mask": tf.constant(weights > 0),
+    }
+    if label_smoothing:  # as workflows/seq2seq.compile_model: one-hot labels, smoothed
+        loss = keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=0.1)
+        model.compile(optimizer="adamw", loss=loss)
+        y = tf.one_hot(target, 61)
+    else:
+        model.compile()
+        y = tf.constant(target)
+    return model, (x, y, tf.constant(weights))
+
+
+FAMILIES = {
+    "bert_masked_lm": bert_case,
+    "seq2seq": lambda: seq2seq_case(False),
+    "seq2seq_label_smoothed": lambda: seq2seq_case(True),
+}
 
 
 def loss_and_gradients(model):
@@ -97,3 +154,23 @@ def test_check_jit_compile_needs_a_compiled_model():
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
     with pytest.raises(ValueError, match="Call model.compile"):
         check_jit_compile(model, (tf.ones((2, 3)), tf.zeros((2, 2))))
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_loss_and_gradients_compiled_equal_uncompiled(family):
+    model, batch = FAMILIES[family]()
+    step = loss_and_gradients(model)
+    xla = tf.function(step, jit_compile=True)
+    assert "HloModule" in xla.experimental_get_compiler_ir(*batch)(stage="hlo")
+    loss, grads = tf.function(step)(*batch)
+    xla_loss, xla_grads = xla(*batch)
+    loss_diff = abs(float(loss) - float(xla_loss))
+    grad_diff = max(
+        float(tf.reduce_max(tf.abs(a - b))) for a, b in zip(grads, xla_grads, strict=True)
+    )
+    print(
+        f"{family}: loss {float(loss):.6f}, max |Δloss| {loss_diff:.1e}, "
+        f"max |Δgrad| {grad_diff:.1e} over {len(grads)} variables"
+    )
+    assert loss_diff < 1e-5
+    assert grad_diff < 1e-5
