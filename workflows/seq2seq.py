@@ -28,8 +28,11 @@ longer target to its first T - 1; the run prints how many of each split were cut
 metrics.json records them (`truncated`).
 
 Training: teacher forcing (the decoder reads the target shifted right and predicts each
-next token), cross-entropy with `--label-smoothing`, AdamW with linear warm-up and cosine
-decay, evaluation (validation loss and token accuracy) and a checkpoint every
+next token), cross-entropy with `--label-smoothing` averaged over the real target tokens,
+each batch padded only to its own longest source and target (`--padding batch`; `full` pads
+every batch to S and T; `--length-buckets` draws each training batch from pairs of similar
+source length), AdamW with linear warm-up and cosine decay, evaluation (validation loss and
+token accuracy) and a checkpoint every
 `--eval-interval` steps, early stopping after `--patience` evaluations without a lower
 validation loss (best weights restored; a resumed run starts counting afresh), under any
 `--strategy` (also several workers: `--workers` or `TF_CONFIG`). A killed run resumes from
@@ -86,6 +89,8 @@ from workflows.training import (
 )
 
 TOKENS = ("auto", *seq2seq_data.TOKEN_KINDS)
+# The loss reduction: sum(w * loss) / sum(w), a mean over the real target tokens.
+TOKEN_MEAN = "mean_with_sample_weight"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,6 +119,14 @@ class Config:
         0.1, "share of each label's probability spread over all tokens"
     )
     batch_size: int = setting(64, "global batch size of training pairs (split across replicas)")
+    padding: str = setting(
+        "batch",
+        "pad each batch to its own longest source and target (batch), or to S and T (full)",
+        ("batch", "full"),
+    )
+    length_buckets: int = setting(
+        0, "draw each training batch from one of this many source-length buckets (0: off)"
+    )
     steps: int = setting(3000, "training steps")
     max_seconds: float = setting(0.0, "stop training after this many seconds (0: no limit)")
     learning_rate: float = setting(1e-3, "peak learning rate (AdamW)")
@@ -185,7 +198,7 @@ def check_config(config):
     ):
         if getattr(config, name) <= 0:
             raise ValueError(f"`{name}` must be positive. Received: {getattr(config, name)}")
-    for name in ("train_examples", "test_examples", "patience", "warmup_steps"):
+    for name in ("train_examples", "test_examples", "patience", "warmup_steps", "length_buckets"):
         if getattr(config, name) < 0:
             raise ValueError(f"`{name}` must be >= 0. Received: {getattr(config, name)}")
     for name in ("encoder_sequence_length", "decoder_sequence_length"):
@@ -236,10 +249,13 @@ def build_model(config, preprocessor):
 def compile_model(model, config):
     """AdamW (warm-up, cosine decay) and cross-entropy, label-smoothed if asked.
 
-    Keras's sparse cross-entropy has no label smoothing, so with `label_smoothing > 0` the
-    labels are one-hot (`make_dataset`) and the loss is Keras's `CategoricalCrossentropy`
-    (serializable: model.keras loads anywhere); the accuracy is the same token accuracy,
-    weighted by the sample weights (padding weighs 0).
+    The loss is the mean over the real target tokens of each batch, sum(w * loss) / sum(w)
+    (Keras's `"mean_with_sample_weight"` reduction), not Keras's default sum(w * loss) / (B * T):
+    a batch cut to its longest target (`--padding batch`) has the loss of the same batch
+    padded to T. Keras's sparse cross-entropy has no label smoothing, so with
+    `label_smoothing > 0` the labels are one-hot (`make_dataset`) and the loss is Keras's
+    `CategoricalCrossentropy` (serializable: model.keras loads anywhere); the accuracy is the
+    same token accuracy, weighted by the sample weights (padding weighs 0).
     """
     optimizer = make_optimizer(
         config.learning_rate,
@@ -250,13 +266,14 @@ def compile_model(model, config):
     )
     jit_compile = resolve_jit_compile(config.jit_compile)
     if not config.label_smoothing:
-        model.compile(optimizer=optimizer, jit_compile=jit_compile)
+        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction=TOKEN_MEAN)
+        model.compile(optimizer=optimizer, jit_compile=jit_compile, loss=loss)
         return
     model.compile(
         optimizer=optimizer,
         jit_compile=jit_compile,
         loss=keras.losses.CategoricalCrossentropy(
-            from_logits=True, label_smoothing=config.label_smoothing
+            from_logits=True, label_smoothing=config.label_smoothing, reduction=TOKEN_MEAN
         ),
         weighted_metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
     )
@@ -266,7 +283,9 @@ def make_dataset(config, examples, preprocessor, training):
     """Teacher-forced batches of every `(source, target)` pair of `examples`.
 
     Training batches are shuffled with `--seed` and repeat; labels are one-hot when the
-    loss is label-smoothed (see `compile_model`).
+    loss is label-smoothed (see `compile_model`). With `--padding batch` every batch is cut
+    to its own longest source and target (training and validation alike); with
+    `--length-buckets`, training batches are drawn from buckets of similar source lengths.
     """
     pairs = examples.pairs()
     if training and len(pairs) < config.batch_size:
@@ -284,6 +303,8 @@ def make_dataset(config, examples, preprocessor, training):
         seed=config.seed,
         shuffle_buffer_size=len(pairs) if training else None,
         drop_remainder=training,
+        trim=config.padding == "batch",
+        length_buckets=config.length_buckets if training else 0,
     )
     if config.label_smoothing:
         size = preprocessor.target_vocabulary.vocabulary_size()

@@ -233,12 +233,23 @@ def seq2seq_dataset(
     seed=0,
     shuffle_buffer_size=None,
     drop_remainder=False,
+    trim=False,
+    length_buckets=0,
 ):
     """Encoder-decoder batches with teacher forcing.
 
     The source becomes `source [EOS]` (padded); the target becomes `[BOS] target [EOS]`, whose
     first `decoder_sequence_length` tokens feed the decoder and whose last ones are the labels
     (the decoder inputs shifted by one).
+
+    With `trim`, each batch is cut to its own longest source and target (`trim_seq2seq_batch`):
+    the positions dropped are padding in every row, so a model's outputs at the real positions,
+    and a loss averaged over the sample weights, are those of the full-length batch. With
+    `length_buckets` (of use with `trim`), pairs are grouped by the length of
+    their source text into that many buckets of equal width up to the longest source the
+    encoder holds, and each batch is drawn from one bucket: less padding, batches of similar
+    lengths. The grouping is deterministic given the (seeded) order of `pairs`, so skipping
+    batches resumes the same stream.
 
     Args:
         pairs: `tf.data.Dataset` of `(source, target)` scalar strings.
@@ -252,12 +263,17 @@ def seq2seq_dataset(
         seed: int. Seeds the shuffle. Defaults to `0`.
         shuffle_buffer_size: int or None. Defaults to `None`.
         drop_remainder: bool. Defaults to `False`.
+        trim: bool. Cut each batch to its longest source and target. Defaults to `False`
+            (every batch is (B, S) and (B, T)).
+        length_buckets: int. Batch pairs of similar source length together, from this many
+            buckets (0: off). Defaults to `0`.
 
     Returns:
         `tf.data.Dataset` of `(x, targets, sample_weight)`: x holds `encoder_token_ids` int32
         (B, S), `encoder_padding_mask` bool (B, S), `decoder_token_ids` int32 (B, T),
         `decoder_padding_mask` bool (B, T); `targets` int32 (B, T); `sample_weight` float32
-        (B, T), 1 on real target tokens.
+        (B, T), 1 on real target tokens. Trimmed, S and T are each batch's own (unknown in
+        the element spec).
 
     Example:
     >>> ds = seq2seq_dataset(pairs, tokenizer, 32, 16, batch_size=64)
@@ -278,9 +294,68 @@ def seq2seq_dataset(
             target_tokenizer=target_tokenizer,
         ),
     )
+    if not isinstance(length_buckets, int) or length_buckets < 0:
+        raise ValueError(
+            f"`length_buckets` must be an int >= 0 (0: no bucketing). Received: {length_buckets!r}"
+        )
     pairs = _maybe_shuffle(pairs, shuffle_buffer_size, seed)
-    batches = pairs.batch(batch_size, drop_remainder=drop_remainder)
-    return batches.map(preprocessor, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
+    if length_buckets > 1:
+        batches = _length_buckets(
+            pairs,
+            length_buckets,
+            preprocessor.encoder_sequence_length,
+            batch_size,
+            drop_remainder,
+        )
+    else:
+        batches = pairs.batch(batch_size, drop_remainder=drop_remainder)
+    batches = batches.map(preprocessor, num_parallel_calls=AUTOTUNE)
+    if trim:
+        batches = batches.map(trim_seq2seq_batch, num_parallel_calls=AUTOTUNE)
+    return batches.prefetch(AUTOTUNE)
+
+
+def trim_seq2seq_batch(x, targets, sample_weight):
+    """A `seq2seq_dataset` batch cut to its longest source and its longest target.
+
+    Sources and targets are padded on the right. The source columns dropped (past the longest
+    `encoder_padding_mask` row) are padding in every row; the target columns dropped (past the
+    longest row of nonzero sample weights) weigh 0 in every row, and the decoder inputs there
+    (padding, or the `[EOS]` that ends the longest target) feed, causally, only outputs that
+    weigh 0. The labels and sample weights lose the same columns as the decoder inputs.
+
+    Args:
+        x: dict of `encoder_token_ids`, `encoder_padding_mask` (B, S), `decoder_token_ids`,
+            `decoder_padding_mask` (B, T).
+        targets: (B, T) labels, or (B, T, V) one-hot labels.
+        sample_weight: (B, T).
+
+    Returns:
+        `(x, targets, sample_weight)` with S and T the batch's own longest (at least 1).
+    """
+
+    def longest(mask):  # (B, L) -> the number of leading columns holding a real token
+        return tf.maximum(tf.reduce_max(tf.reduce_sum(tf.cast(mask, tf.int32), axis=1)), 1)
+
+    source_length = longest(x["encoder_padding_mask"])
+    target_length = longest(sample_weight > 0)
+    x = {
+        name: value[:, : source_length if name.startswith("encoder_") else target_length]
+        for name, value in x.items()
+    }
+    return x, targets[:, :target_length], sample_weight[:, :target_length]
+
+
+def _length_buckets(pairs, buckets, encoder_sequence_length, batch_size, drop_remainder):
+    """Batches of `(source, target)` strings, each from one bucket of source text lengths."""
+    width = max(-(-encoder_sequence_length // buckets), 1)
+    boundaries = [width * (i + 1) for i in range(buckets - 1)]  # the last bucket takes the rest
+    return pairs.bucket_by_sequence_length(
+        lambda source, target: tf.strings.length(source, unit="UTF8_CHAR"),
+        bucket_boundaries=boundaries,
+        bucket_batch_sizes=[batch_size] * buckets,
+        drop_remainder=drop_remainder,
+    )
 
 
 def _preprocessor(tokenizer, preprocessor_class, sequence_length, build):
