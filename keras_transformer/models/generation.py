@@ -6,6 +6,9 @@ runs `GPTCausalLM.generate`, `Seq2SeqTransformer.generate` and the exported `gen
 signatures. It fills a right-padded buffer of token ids left to right: positions where the
 padding mask is true are the prompt (kept), the others are generated.
 
+Under XLA (`tf.function(..., jit_compile=True)`) the loop gives the same tokens as without it
+(tests/gpu/test_xla_generate.py); see `previous_token` for the bug that once made them differ.
+
 - `num_beams=1`: greedy (`temperature=0`) or sampling (`temperature > 0`, with `top_k`,
   `top_p` and a stateless `seed`: the same seed gives the same tokens). A row stops after
   the end token.

@@ -13,6 +13,7 @@ import tensorflow as tf
 
 from keras_transformer.models import (
     BertBackbone,
+    BertClassifier,
     BertMaskedLM,
     GPTBackbone,
     GPTCausalLM,
@@ -20,6 +21,7 @@ from keras_transformer.models import (
     Seq2SeqTransformer,
 )
 from keras_transformer.training.compilation import check_jit_compile
+from workflows.distill import Distiller
 
 SIZE = {"num_layers": 2, "num_heads": 2, "hidden_dim": 32, "intermediate_dim": 64}
 
@@ -80,8 +82,17 @@ def seq2seq_case(label_smoothing):
     return model, (x, y, tf.constant(weights))
 
 
+def classifier_case(freeze_backbone):
+    model = classifier(0, freeze_backbone)
+    model.compile()
+    x, y = classifier_batch()
+    return model, ({name: tf.constant(value) for name, value in x.items()}, tf.constant(y), None)
+
+
 FAMILIES = {
     "bert_masked_lm": bert_case,
+    "classifier_transfer": lambda: classifier_case(True),
+    "classifier_finetune": lambda: classifier_case(False),
     "seq2seq": lambda: seq2seq_case(False),
     "seq2seq_label_smoothed": lambda: seq2seq_case(True),
 }
@@ -106,7 +117,8 @@ def test_gpt_loss_and_gradients_compiled_equal_uncompiled(gpt_case):
     xla_loss, xla_grads = xla(*batch)
     loss_diff = abs(float(loss) - float(xla_loss))
     grad_diff = max(
-        float(tf.reduce_max(tf.abs(a - b))) for a, b in zip(grads, xla_grads, strict=True)
+        float(tf.reduce_max(tf.abs(tf.convert_to_tensor(a) - tf.convert_to_tensor(b))))
+        for a, b in zip(grads, xla_grads, strict=True)
     )
     print(
         f"GPT causal LM: loss {float(loss):.6f}, max |Δloss| {loss_diff:.1e}, "
@@ -166,7 +178,8 @@ def test_loss_and_gradients_compiled_equal_uncompiled(family):
     xla_loss, xla_grads = xla(*batch)
     loss_diff = abs(float(loss) - float(xla_loss))
     grad_diff = max(
-        float(tf.reduce_max(tf.abs(a - b))) for a, b in zip(grads, xla_grads, strict=True)
+        float(tf.reduce_max(tf.abs(tf.convert_to_tensor(a) - tf.convert_to_tensor(b))))
+        for a, b in zip(grads, xla_grads, strict=True)
     )
     print(
         f"{family}: loss {float(loss):.6f}, max |Δloss| {loss_diff:.1e}, "
@@ -174,3 +187,73 @@ def test_loss_and_gradients_compiled_equal_uncompiled(family):
     )
     assert loss_diff < 1e-5
     assert grad_diff < 1e-5
+
+
+def gpt_fit_case():
+    keras.utils.set_random_seed(0)
+    backbone = GPTBackbone(vocabulary_size=61, max_sequence_length=16, dropout=0.0, **SIZE)
+    model = GPTCausalLM(backbone)
+    rng = np.random.default_rng(0)
+    ids = rng.integers(1, 61, (4, 16)).astype("int32")
+    mask = np.arange(16)[None, :] < np.array([[16], [9], [12], [5]])
+    x = {"token_ids": ids, "padding_mask": mask}
+    return model, {}, (x, np.roll(ids, -1, axis=1), mask.astype("float32"))
+
+
+def classifier(seed, freeze_backbone):
+    keras.utils.set_random_seed(seed)
+    backbone = BertBackbone(vocabulary_size=61, max_sequence_length=16, dropout=0.0, **SIZE)
+    return BertClassifier(
+        backbone, num_classes=3, pooling="mean", dropout=0.0, freeze_backbone=freeze_backbone
+    )
+
+
+def classifier_batch():
+    rng = np.random.default_rng(3)
+    x = {
+        "token_ids": rng.integers(1, 61, (4, 16)).astype("int32"),
+        "padding_mask": (np.arange(16)[None, :] < np.array([[16], [9], [12], [5]])).astype("int32"),
+    }
+    return x, np.array([0, 2, 1, 2], "int32")
+
+
+FIT_FAMILIES = {
+    "gpt_causal_lm": gpt_fit_case,
+    "classifier_transfer": lambda: (classifier(0, True), {}, classifier_batch()),
+    "classifier_finetune": lambda: (classifier(0, False), {}, classifier_batch()),
+    "distillation": lambda: (
+        Distiller(classifier(1, False), classifier(2, False), 0.5, 2.0, 0.1),
+        {"optimizer": "adamw"},
+        classifier_batch(),
+    ),
+}
+
+
+@pytest.mark.slow  # about 13 s a family here
+@pytest.mark.parametrize("family", sorted(FIT_FAMILIES))
+def test_fit_step_compiled_ends_at_the_uncompiled_weights(family):
+    """One `fit` step with `compile(jit_compile=True)` and False from equal weights.
+
+    Tolerance 1e-6: the gradients agree within about 1e-7 (see above) and one AdamW step
+    moves each weight by about the learning rate times sign(gradient), so equal weights
+    within 1e-6 hold unless a gradient's sign flips at a value near 0 (then the move differs
+    by up to 2 x lr = 2e-3 here): that is what the tolerance would catch.
+    """
+    ends = {}
+    for jit_compile in (False, True):
+        model, compile_args, batch = FIT_FAMILIES[family]()
+        if not compile_args and hasattr(model, "LEARNING_RATE"):
+            model.compile(jit_compile=jit_compile)
+        else:
+            model.compile(jit_compile=jit_compile, **compile_args)
+        assert model.jit_compile is jit_compile
+        start = [w.numpy().copy() for w in model.trainable_variables]
+        x, y, *weights = batch
+        sample_weight = weights[0] if weights else None
+        model.fit(x, y, sample_weight=sample_weight, batch_size=4, verbose=0, shuffle=False)
+        ends[jit_compile] = [w.numpy() for w in model.trainable_variables]
+        moved = max(np.abs(a - b).max() for a, b in zip(start, ends[jit_compile], strict=True))
+        assert moved > 1e-5, "the fit step did not train"
+    difference = max(np.abs(a - b).max() for a, b in zip(*ends.values(), strict=True))
+    print(f"{family} fit step: max |Δweight| compiled vs uncompiled {difference:.1e}")
+    assert difference < 1e-6
