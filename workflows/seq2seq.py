@@ -67,7 +67,7 @@ import tensorflow as tf
 
 from keras_transformer import training
 from keras_transformer.data import pipelines
-from keras_transformer.models import Seq2SeqBackbone, Seq2SeqTransformer
+from keras_transformer.models import Seq2SeqBackbone, Seq2SeqTransformer, TokenMeanCrossEntropy
 from keras_transformer.preprocessing import Seq2SeqPreprocessor, save_preprocessor
 from keras_transformer.text.io import save_tokenizer
 from keras_transformer.training.compilation import resolve_jit_compile
@@ -89,8 +89,6 @@ from workflows.training import (
 )
 
 TOKENS = ("auto", *seq2seq_data.TOKEN_KINDS)
-# The loss reduction: sum(w * loss) / sum(w), a mean over the real target tokens.
-TOKEN_MEAN = "mean_with_sample_weight"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -249,12 +247,11 @@ def build_model(config, preprocessor):
 def compile_model(model, config):
     """AdamW (warm-up, cosine decay) and cross-entropy, label-smoothed if asked.
 
-    The loss is the mean over the real target tokens of each batch, sum(w * loss) / sum(w)
-    (Keras's `"mean_with_sample_weight"` reduction), not Keras's default sum(w * loss) / (B * T):
-    a batch cut to its longest target (`--padding batch`) has the loss of the same batch
-    padded to T. Keras's sparse cross-entropy has no label smoothing, so with
-    `label_smoothing > 0` the labels are one-hot (`make_dataset`) and the loss is Keras's
-    `CategoricalCrossentropy` (serializable: model.keras loads anywhere); the accuracy is the
+    The loss is `TokenMeanCrossEntropy`: the mean over the real target tokens of the global
+    batch, sum(w * loss) / sum(w) on any number of replicas, not Keras's default
+    sum(w * loss) / (B * T): a batch cut to its longest target (`--padding batch`) has the loss
+    of the same batch padded to T. With `label_smoothing > 0` the labels are one-hot
+    (`make_dataset`: Keras's sparse cross-entropy has no label smoothing); the accuracy is the
     same token accuracy, weighted by the sample weights (padding weighs 0).
     """
     optimizer = make_optimizer(
@@ -265,16 +262,14 @@ def compile_model(model, config):
         config.clip_norm,
     )
     jit_compile = resolve_jit_compile(config.jit_compile)
+    loss = TokenMeanCrossEntropy(label_smoothing=config.label_smoothing)
     if not config.label_smoothing:
-        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction=TOKEN_MEAN)
         model.compile(optimizer=optimizer, jit_compile=jit_compile, loss=loss)
         return
     model.compile(
         optimizer=optimizer,
         jit_compile=jit_compile,
-        loss=keras.losses.CategoricalCrossentropy(
-            from_logits=True, label_smoothing=config.label_smoothing, reduction=TOKEN_MEAN
-        ),
+        loss=loss,
         weighted_metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
     )
 

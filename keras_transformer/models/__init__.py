@@ -11,6 +11,7 @@ backbone (`GPTCausalLM(backbone)`, `Seq2SeqTransformer(backbone)`) and have a de
 from keras_transformer.models.backbone import Backbone, GenerativeTask, Task
 from keras_transformer.models.bert import BertBackbone, BertClassifier, BertMaskedLM
 from keras_transformer.models.gpt import GPTBackbone, GPTCausalLM
+from keras_transformer.models.losses import TokenMeanCrossEntropy
 from keras_transformer.models.seq2seq import Seq2SeqBackbone, Seq2SeqTransformer
 from keras_transformer.models.sizes import SIZES, size_arguments
 
@@ -26,5 +27,6 @@ __all__ = [
     "Seq2SeqBackbone",
     "Seq2SeqTransformer",
     "Task",
+    "TokenMeanCrossEntropy",
     "size_arguments",
 ]
