@@ -20,6 +20,7 @@ from keras_transformer import training
 from keras_transformer.distribute import get_strategy, per_replica_batch_size
 from keras_transformer.models import size_arguments
 from keras_transformer.training.cluster import current_cluster
+from keras_transformer.training.compilation import check_jit_compile
 from keras_transformer.training.precision import check_precision, using_precision
 from workflows.config import save_config, write_json_atomic
 from workflows.curves import DEFAULT_EVERY, TrainingCurves
@@ -126,6 +127,11 @@ def fit(
     `("tokens", batch_size * sequence_length)`; defaults to `("examples", config.batch_size)`.
     Returns the `History`.
     """
+    if getattr(model, "jit_compile", False) and place.strategy.num_replicas_in_sync == 1:
+        # `--jit-compile on` (or `auto` on a GPU): a step XLA cannot compile fails here, with
+        # the op named, before anything trains. (Under several replicas the loop compiles each
+        # replica's forward and backward pass; its first step reports such an op.)
+        check_jit_compile(model, next(iter(dataset)))
     callbacks = [
         *callbacks,
         keras.callbacks.BackupAndRestore(os.path.join(place.run_dir, "backup")),

@@ -164,8 +164,8 @@ class CausalLMModule(GenerationModule):
         self.tokenizer = None if self.preprocessor is None else self.preprocessor.tokenizer
         self.start_id = None if self.preprocessor is None else self.preprocessor.start_token_id
         self.end_id = None if self.preprocessor is None else self.preprocessor.end_token_id
-        # Not XLA-compiled: stock TF Serving runs XLA only with --xla_cpu_compilation_enabled,
-        # and `generate_ids` under XLA gave other greedy tokens than without it (TF 2.21, CPU).
+        # Not XLA-compiled: stock TF Serving runs XLA only with --xla_cpu_compilation_enabled.
+        # (Compiled, `generate_ids` gives the same tokens: tests/gpu/test_xla_generate.py.)
         self._decode_function = Untracked(model.generate_ids)
         # Tensor defaults become the SignatureDef's `defaults` and PlaceholderWithDefault ops.
         defaults = {name: tf.constant(value) for name, value in self.default_scalars().items()}

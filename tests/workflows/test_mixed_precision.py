@@ -214,3 +214,37 @@ def test_bfloat16_on_a_pre_ampere_gpu_fails_before_training(
     assert len(error) == 1 and "compute capability 8.0" in error[0] and "float16" in error[0]
     assert "Tesla V100" in error[0]
     assert not (output_dir / "model.keras").exists()
+
+
+class Stringify(keras.layers.Layer):
+    """A layer XLA cannot compile (`AsString` has no XLA kernel)."""
+
+    def call(self, x):
+        import tensorflow as tf
+
+        return x + 0.0 * tf.strings.to_number(tf.strings.as_string(x))
+
+
+def test_jit_compile_on_fails_before_training_for_a_step_xla_cannot_compile(tmp_path):
+    import dataclasses
+
+    import tensorflow as tf
+
+    from workflows import training
+
+    @dataclasses.dataclass(frozen=True)
+    class Settings:
+        batch_size: int = 4
+        max_seconds: float = 0.0
+        verbose: int = 0
+
+    inputs = keras.Input((3,))
+    model = keras.Model(inputs, keras.layers.Dense(1)(Stringify()(inputs)), name="strings")
+    model.compile(optimizer="sgd", loss="mse", jit_compile=True)
+    data = tf.data.Dataset.from_tensor_slices((RNG.normal(size=(8, 3)), np.zeros((8, 1))))
+    before = [w.numpy().copy() for w in model.weights]
+    place = training.RunPlace(tf.distribute.get_strategy(), str(tmp_path), chief=True)
+    with pytest.raises(ValueError, match="no XLA kernel for op AsString.*--jit-compile off"):
+        training.fit(model, data.batch(4), Settings(), place, epochs=1)
+    assert all((b == a.numpy()).all() for b, a in zip(before, model.weights, strict=True))
+    assert not (tmp_path / "history.json").exists() and not (tmp_path / "backup").exists()
