@@ -99,6 +99,27 @@ def test_seq2seq_mixed_bfloat16():
     assert out["token_ids"].shape == (4, 5) and (out["token_ids"][:, 0] == 1).all()
 
 
+def tiny_pretrain(corpus, output_dir, **settings):
+    """A pretrain config of one 16-wide block on `corpus`, for a few steps."""
+    defaults = {
+        "objective": "causal",
+        "tokens": "char",
+        "num_layers": 1,
+        "hidden_dim": 16,
+        "num_heads": 2,
+        "intermediate_dim": 32,
+        "sequence_length": 16,
+        "batch_size": 4,
+        "eval_interval": 2,
+        "eval_batches": 1,
+        "warmup_steps": 1,
+        "verbose": 0,
+    }
+    return pretrain.Config(
+        **{**defaults, **settings}, corpus=str(corpus), output_dir=str(output_dir)
+    )
+
+
 @pytest.mark.parametrize(
     ("objective", "precision"),
     [("causal", "bfloat16"), ("masked", "bfloat16"), ("causal", "float16")],
@@ -109,27 +130,17 @@ def test_pretrain_mixed_precision(objective, precision, tmp_path):
     corpus.write_text("\n".join(lines), encoding="utf-8")
     keras.config.set_dtype_policy("bfloat16")  # not the default: it must be restored, not reset
     result = pretrain.run(
-        pretrain.Config(
+        tiny_pretrain(
+            corpus,
+            tmp_path / "run",
             objective=objective,
             tokens="char" if objective == "causal" else "wordpiece",
             vocabulary_size=60,
-            corpus=str(corpus),
-            num_layers=1,
-            hidden_dim=16,
-            num_heads=2,
-            intermediate_dim=32,
-            sequence_length=16,
-            batch_size=4,
             steps=4,
-            eval_interval=2,
-            eval_batches=1,
-            warmup_steps=1,
             mixed_precision=precision,
-            output_dir=str(tmp_path / "run"),
             num_samples=1,
             sample_length=5,
             prompt="the",
-            verbose=0,
         )
     )
     assert keras.config.dtype_policy().name == "bfloat16"
@@ -165,25 +176,7 @@ def test_pretrain_jit_compile_setting_reaches_compile(setting, expected, tmp_pat
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("\n".join(f"to be or not to be {i % 9}" for i in range(200)), "utf-8")
     result = pretrain.run(
-        pretrain.Config(
-            objective="causal",
-            tokens="char",
-            corpus=str(corpus),
-            num_layers=1,
-            hidden_dim=16,
-            num_heads=2,
-            intermediate_dim=32,
-            sequence_length=16,
-            batch_size=4,
-            steps=2,
-            eval_interval=2,
-            eval_batches=1,
-            warmup_steps=1,
-            jit_compile=setting,
-            output_dir=str(tmp_path / "run"),
-            num_samples=0,
-            verbose=0,
-        )
+        tiny_pretrain(corpus, tmp_path / "run", steps=2, jit_compile=setting, num_samples=0)
     )
     assert seen and seen[0] is expected
     assert np.isfinite(result.metrics["validation_loss"])
