@@ -2,13 +2,11 @@
 one home of strategies (old import paths, no import cycle)."""
 
 import json
-import os
-import subprocess
 import sys
-import textwrap
 
 import pytest
 import tensorflow as tf
+from fresh_process import run_code
 
 from keras_transformer import distribute
 from keras_transformer.distribute import (
@@ -19,8 +17,6 @@ from keras_transformer.distribute import (
     split_cpu,
     strategy_plan,
 )
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_unknown_name_is_rejected():
@@ -65,22 +61,8 @@ def test_per_replica_batch_size():
         per_replica_batch_size(33, TwoReplicas())
 
 
-def run_fresh(code):
-    """Runs `code` in a new Python process (TensorFlow not started yet); returns its last line."""
-    done = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        cwd=ROOT,
-        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return done.stdout.strip().splitlines()[-1]
-
-
 def test_split_cpu_configures_the_devices_without_starting_tensorflow():
-    result = run_fresh("""
+    result = run_code("""
         import json
         import tensorflow as tf
         from keras_transformer.distribute import get_strategy, split_cpu
@@ -150,7 +132,7 @@ def test_the_old_import_paths_give_the_one_implementation():
     ],
 )
 def test_no_import_cycle_between_distribute_and_training(first, then):
-    result = run_fresh(f"""
+    result = run_code(f"""
         import {first}
         import {then}
         from keras_transformer.training import multi_worker_strategy

@@ -71,6 +71,7 @@ def underflow(strategy):
     import tensorflow as tf
 
     from keras_transformer.training import fit
+    from keras_transformer.training.precision import using_precision
 
     x, y = _regression_data()
     data = tf.data.Dataset.from_tensor_slices((x, y)).batch(8, drop_remainder=True).repeat()
@@ -78,26 +79,23 @@ def underflow(strategy):
     learning_rate = 0.02 / LOSS_FACTOR
     out = {}
 
-    def gradients(policy):
-        keras.config.set_dtype_policy(policy)
-        model = _regression_model(keras.optimizers.SGD(learning_rate), tiny_loss, False)
-        keras.config.set_dtype_policy("float32")
+    def gradients(precision):
+        with using_precision(precision):
+            model = _regression_model(keras.optimizers.SGD(learning_rate), tiny_loss, False)
         with tf.GradientTape() as tape:
             loss = tf.reduce_mean(tiny_loss(y[:8], tf.cast(model(x[:8]), "float32")))
         grads = tape.gradient(loss, model.trainable_weights)
         return [float(np.abs(g.numpy()).max()) for g in grads]
 
     out["max_gradient_float32"] = gradients("float32")
-    out["max_gradient_float16_unscaled"] = gradients("mixed_float16")
+    out["max_gradient_float16_unscaled"] = gradients("float16")
 
-    def train(where, auto_scale_loss, policy="mixed_float16"):
-        keras.config.set_dtype_policy(policy)
+    def train(where, auto_scale_loss, precision="float16"):
         scope = strategy.scope() if where == "ours" else tf.distribute.get_strategy().scope()
-        with scope:
+        with using_precision(precision), scope:
             model = _regression_model(
                 keras.optimizers.SGD(learning_rate), tiny_loss, auto_scale_loss
             )
-        keras.config.set_dtype_policy("float32")
         before = [w.numpy().copy() for w in model.weights]
         if where == "ours":
             history = fit(model, data, epochs=4, steps_per_epoch=8, verbose=0)
@@ -118,7 +116,7 @@ def underflow(strategy):
     for where in ("keras", "ours"):
         for scaled in (False, True):
             out[f"{where}_{'scaled' if scaled else 'unscaled'}"] = train(where, scaled)
-    out["keras_float32"] = train("keras", False, policy="float32")
+    out["keras_float32"] = train("keras", False, precision="float32")
     return out
 
 
@@ -151,6 +149,7 @@ def dynamics(strategy):
     import tensorflow as tf
 
     from keras_transformer.training import fit
+    from keras_transformer.training.precision import using_precision
 
     Record = _record_class()
     x, y = _regression_data(7 * 8)
@@ -158,14 +157,12 @@ def dynamics(strategy):
     data = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
     out = {}
     for where in ("keras", "ours"):
-        keras.config.set_dtype_policy("mixed_float16")
         scope = strategy.scope() if where == "ours" else tf.distribute.get_strategy().scope()
-        with scope:
+        with using_precision("float16"), scope:
             optimizer = keras.optimizers.LossScaleOptimizer(
                 keras.optimizers.SGD(0.01), initial_scale=1024.0, dynamic_growth_steps=3
             )
             model = _regression_model(optimizer, "mse")
-        keras.config.set_dtype_policy("float32")
         record = Record()
         if where == "ours":
             fit(model, data, epochs=1, callbacks=[record], verbose=0)
@@ -185,17 +182,17 @@ def gpt(strategy):
     from multi_worker_case import gpt_case, parse_args
 
     from keras_transformer.training import fit
+    from keras_transformer.training.precision import policy_name, using_precision
 
     out = {}
-    for policy in ("mixed_float16", "float32"):
+    for precision in ("float16", "float32"):
+        policy = policy_name(precision)  # the keys name the policy: mixed_float16, float32
         weights = {}
         for where in ("keras", "ours"):
             keras.utils.set_random_seed(7)
-            keras.config.set_dtype_policy(policy)
             scope = strategy.scope() if where == "ours" else tf.distribute.get_strategy().scope()
-            with scope:
+            with using_precision(precision), scope:
                 model, train, _ = gpt_case(parse_args(["--out", "unused"]))
-            keras.config.set_dtype_policy("float32")
             initial = [w.numpy().copy() for w in model.trainable_weights]
             if where == "ours":
                 history = fit(model, train, epochs=1, steps_per_epoch=4, verbose=0)

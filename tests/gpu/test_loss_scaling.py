@@ -6,26 +6,17 @@ The runs are `loss_scaling_case.py`, in a subprocess whose CPU is split in 2 log
 
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
+from fresh_process import run_python
 
 CASE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "loss_scaling_case.py")
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FLOAT16_ROUNDOFF = 2.0**-11  # float16's unit roundoff (11-bit significand)
 
 
 def run_case(out, *cases):
-    done = subprocess.run(
-        [sys.executable, CASE, str(out), *cases],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    run_python(CASE, out, *cases)
     with open(out) as file:
         return json.load(file)
 

@@ -1,18 +1,14 @@
 """TokenMeanCrossEntropy: a mean over the weighted tokens of the global batch, on N replicas."""
 
 import json
-import os
-import subprocess
-import sys
-import textwrap
 
 import keras
 import numpy as np
 import pytest
+from fresh_process import run_code
 
 from keras_transformer.models import TokenMeanCrossEntropy
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RNG = np.random.default_rng(5)
 
 
@@ -66,7 +62,7 @@ def test_config_round_trip():
 
 def test_two_replicas_sum_to_the_one_device_loss_and_gradient():
     # Replica 1 holds far fewer real tokens than replica 0: a per-replica mean would differ.
-    code = textwrap.dedent("""
+    line = run_code("""
         import json
         import numpy as np
         import tensorflow as tf
@@ -102,15 +98,6 @@ def test_two_replicas_sum_to_the_one_device_loss_and_gradient():
         two, two_grad = replicated()
         print(json.dumps([float(one), float(two), float(one_grad), float(two_grad)]))
     """)
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=ROOT,
-        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    one, two, one_grad, two_grad = json.loads(done.stdout.strip().splitlines()[-1])
+    one, two, one_grad, two_grad = json.loads(line)
     np.testing.assert_allclose(two, one, rtol=1e-6)
     np.testing.assert_allclose(two_grad, one_grad, rtol=1e-5)

@@ -2,17 +2,15 @@
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 import tensorflow as tf
+from fresh_process import run_python
 
 from keras_transformer.training import precision
 from keras_transformer.training.precision import check_precision
 
 CASE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "jit_loop_case.py")
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 GPU = tf.config.PhysicalDevice(name="/physical_device:GPU:0", device_type="GPU")
 TPU = tf.config.PhysicalDevice(name="/physical_device:TPU:0", device_type="TPU")
 
@@ -75,10 +73,7 @@ def test_bfloat16_minimum_is_ampere():
 def test_xla_in_our_loop_gives_the_same_weights_on_two_replicas(tmp_path):
     """The tiny GPT, 3 steps on 2 logical CPU replicas, jit_compile off and on."""
     out = tmp_path / "jit.json"
-    done = subprocess.run(
-        [sys.executable, CASE, str(out)], cwd=ROOT, capture_output=True, text=True, timeout=300
-    )
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    run_python(CASE, out)
     result = json.loads(out.read_text())
     print(f"max |w_jit - w_plain| = {result['difference']:.2e}")
     assert result["jit_xla"] and not result["plain_xla"]  # the step really is XLA-compiled

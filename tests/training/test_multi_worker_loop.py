@@ -13,6 +13,7 @@ import time
 
 import numpy as np
 import pytest
+from fresh_process import run_python
 
 from keras_transformer.training.launcher import launch_workers
 
@@ -22,14 +23,7 @@ pytestmark = pytest.mark.slow
 
 
 def run_single(case, out, *extra):
-    done = subprocess.run(
-        [sys.executable, CASE, "--case", case, "--out", str(out), *extra],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    run_python(CASE, "--case", case, "--out", out, *extra, timeout=240)
     return load(out, 0)
 
 
