@@ -13,7 +13,7 @@ from keras_transformer.text.string_ops import (
 )
 from keras_transformer.text.vocabulary import UNK_TOKEN, load_vocabulary, validate_vocabulary
 from keras_transformer.text.vocabulary_tokenizer import VocabularyTokenizer
-from keras_transformer.text.wordpiece_search import PieceTable, greedy_word_pieces
+from keras_transformer.text.wordpiece_search import PiecePrefixTable, greedy_word_pieces
 
 # The pre-tokenizer regexes of keras-hub's WordPieceTokenizer (RE2 syntax, as in
 # `keras_hub/src/tokenizers/word_piece_tokenizer.py`). RE2's `\s` is ASCII whitespace only.
@@ -158,8 +158,8 @@ class WordPieceTokenizer(VocabularyTokenizer):
             default_value=-1,
         )
         self._vocab_tensor = tf.constant(vocabulary)
-        self._piece_table = PieceTable(
-            vocabulary, suffix_indicator, max_bytes_per_word, name="piece_table"
+        self._prefix_table = PiecePrefixTable(
+            vocabulary, suffix_indicator, max_bytes_per_word, name="piece_prefix_table"
         )
 
     # ----------------------------------------------------------------------------------------
@@ -249,7 +249,7 @@ class WordPieceTokenizer(VocabularyTokenizer):
             piece_ids, piece_word, piece_rank, piece_counts = tf.cond(
                 tf.size(missed_index) > 0,
                 lambda: greedy_word_pieces(
-                    tf.gather(words, missed_index), self._piece_table, self.oov_token_id
+                    tf.gather(words, missed_index), self._prefix_table, self.oov_token_id
                 ),
                 lambda: (_empty_int(), _empty_int(), _empty_int(), tf.zeros_like(missed_index)),
             )
