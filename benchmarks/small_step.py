@@ -25,19 +25,24 @@ tokenizes text while timed; `--data stream` keeps tokenizing as the workflow doe
 reads the same batches from in-memory tensors in a Python loop (no DataLoader) and keeps the
 running loss and accuracy as tensors, as Keras's metrics do.
 
-Timing: the two sides alternate for `--rounds` rounds (after one untimed warm-up round each,
-which traces our graph), so load from other jobs hits both alike. Each round is one `fit` call
-(or one PyTorch loop) of `--steps` steps; its time per step is measured from the end of the
-first step to the end of the last (so `fit`'s per-call start-up is left out), and the table
-reports the median over rounds. Both sides run on `--threads` threads: PyTorch's
-`set_num_threads` / `set_num_interop_threads` and TensorFlow's intra- and inter-op pools.
+Timing: the sides (PyTorch and each `--ours` variant: a `--jit-compile` setting and a
+`steps_per_execution`, each its own model, built and seeded alike) alternate for `--rounds`
+rounds, the order reversed every other round, after one untimed warm-up round each (which
+traces, and with XLA compiles, our step), so load from other jobs hits all alike. Each round is
+one `fit` call (or one PyTorch loop) of `--steps` steps; its time per step is measured from the
+end of the first execution to the end of the last (so `fit`'s per-call start-up is left out).
+The table reports the median over rounds of the wall time and of the process's CPU time per
+step: on a shared machine the wall time swells whenever a thread waits for a core, the CPU
+time much less. Both sides run on `--threads` threads: PyTorch's `set_num_threads` /
+`set_num_interop_threads` and TensorFlow's intra- and inter-op pools.
 
 Ops per step: the op count of the train function `fit` runs, with its whole function library
-(`keras_transformer.graph_checks.graph_ops`), divided by `steps_per_execution`.
+(`keras_transformer.graph_checks.graph_ops`), divided by `steps_per_execution`; with XLA, also
+how many of them run op by op in the TensorFlow executor (outside the compiled program).
 
 Run from the repository root:
-    python -m benchmarks.small_step                           # about a minute and a half
-    python -m benchmarks.small_step --jit-compile on --steps-per-execution 8
+    python -m benchmarks.small_step                        # as the workflow compiles: auto:1
+    python -m benchmarks.small_step --ours off:1 on:1 off:8 --threads 1
 """
 
 import argparse
@@ -73,8 +78,14 @@ def parse_args(argv=None):
     parser.add_argument("--steps", type=int, default=60, help="timed steps per round")
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--jit-compile", default="auto", help="auto, on or off (ours)")
-    parser.add_argument("--steps-per-execution", type=int, default=1, help="ours, in compile")
+    parser.add_argument(
+        "--ours",
+        nargs="+",
+        default=["auto:1"],
+        metavar="JIT:STEPS",
+        help="our variants, each `--jit-compile` (auto, on, off) and steps_per_execution; "
+        "several are trained side by side (default: auto:1, as the workflow compiles)",
+    )
     parser.add_argument("--data", choices=("cached", "stream"), default="cached")
     parser.add_argument("--cached-batches", type=int, default=64)
     parser.add_argument(
@@ -112,12 +123,23 @@ def workflow_config(args, total_steps):
         sequence_length=args.sequence_length,
         batch_size=args.batch_size,
         steps=total_steps,
-        jit_compile=args.jit_compile,
     )
 
 
-def build_ours(config, vocabulary_size, steps_per_execution):
-    """The workflow's model and compile (`workflows/pretrain.py` `run`), on one device."""
+def parse_variant(text):
+    """`"on:8"` -> `("on", 8)`: a `--jit-compile` setting and a `steps_per_execution`."""
+    jit, _, spe = text.partition(":")
+    if jit not in ("auto", "on", "off") or not spe.isdigit() or int(spe) < 1:
+        raise SystemExit(
+            f"--ours {text!r}: expected JIT:STEPS, JIT one of auto, on, off and STEPS a "
+            "positive integer (e.g. auto:1 or on:8)."
+        )
+    return jit, int(spe)
+
+
+def build_ours(config, vocabulary_size, jit_compile, steps_per_execution):
+    """The workflow's model and compile (`workflows/pretrain.py` `run`), on one device, with
+    `jit_compile` (`auto`, `on`, `off`) and `steps_per_execution`."""
     keras.utils.set_random_seed(config.seed)
     model = pretrain.build_model(config, vocabulary_size)
     model.compile(
@@ -128,7 +150,7 @@ def build_ours(config, vocabulary_size, steps_per_execution):
             config.weight_decay,
             config.clip_norm,
         ),
-        jit_compile=resolve_jit_compile(config.jit_compile),
+        jit_compile=resolve_jit_compile(jit_compile),
         steps_per_execution=steps_per_execution,
     )
     return model
@@ -391,8 +413,10 @@ def main(argv=None):
     inputs = [torch.from_numpy(x.astype(np.int64)) for x, _ in batches]
     targets = [torch.from_numpy(y.astype(np.int64)) for _, y in batches]
 
-    ours = build_ours(config, vocabulary_size, args.steps_per_execution)
-    spe = args.steps_per_execution
+    variants = [parse_variant(text) for text in args.ours]
+    models = {
+        f"ours {jit}:{spe}": build_ours(config, vocabulary_size, jit, spe) for jit, spe in variants
+    }
     torch.manual_seed(config.seed)
     theirs = torch_gpt(
         vocabulary_size,
@@ -404,7 +428,7 @@ def main(argv=None):
         config.dropout,
         args.torch_attention,
     )
-    ours_params = ours.count_params()
+    ours_params = next(iter(models.values())).count_params()
     theirs_params = sum(p.numel() for p in theirs.parameters())
     if ours_params != theirs_params:
         raise RuntimeError(
@@ -417,56 +441,72 @@ def main(argv=None):
         f"# model: {args.num_layers} layers x {args.hidden_dim} (heads {args.num_heads}, "
         f"feed-forward {args.intermediate_dim}), vocabulary {vocabulary_size}, "
         f"{ours_params:,} parameters; batch {args.batch_size} x {args.sequence_length}; "
-        f"ours: jit_compile={ours.jit_compile}, steps_per_execution={spe}, data {args.data}; "
-        f"PyTorch attention {args.torch_attention}",
+        f"data {args.data}; PyTorch attention {args.torch_attention}",
         flush=True,
     )
+    for name, model in models.items():
+        line = f"# {name}: jit_compile={model.jit_compile}, "
+        line += f"steps_per_execution={model.steps_per_execution}"
+        if not args.no_ops:
+            ops, compiled = train_function_ops(model, dataset)
+            line += f"; {count_ops(ops, compiled, model.steps_per_execution)}"
+        print(line, flush=True)
 
-    if not args.no_ops:
-        ops, compiled = train_function_ops(ours, dataset)
-        print(f"# ours: {count_ops(ops, compiled, spe)}", flush=True)
+    unit = math.lcm(*(spe for _, spe in variants))
+    steps = max(math.ceil(args.steps / unit), 2) * unit
+    clocks = {name: StepClock(model.steps_per_execution) for name, model in models.items()}
 
-    steps = max(args.steps // spe, 2) * spe
-    clock = StepClock(spe)
-    results = {"ours": [], "torch": []}
+    def run(side):
+        if side == "PyTorch":
+            return trainer.run(steps)[0]
+        models[side].fit(
+            dataset, epochs=1, steps_per_epoch=steps, verbose=0, callbacks=[clocks[side]]
+        )
+        return clocks[side].seconds_per_step()
 
-    def run_ours():
-        ours.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0, callbacks=[clock])
-        return clock.seconds_per_step()
-
-    start = time.perf_counter()
-    run_ours()  # warm-up: traces (and compiles) the step
-    warm_up = time.perf_counter() - start
-    trainer.run(steps)
-    print(f"# ours: warm-up round (trace, compile, {steps} steps) {warm_up:.1f} s", flush=True)
-    for round_index in range(args.rounds):
-        order = ("ours", "torch") if round_index % 2 == 0 else ("torch", "ours")
-        for side in order:
-            if side == "ours":
-                results["ours"].append(run_ours())
-            else:
-                results["torch"].append(trainer.run(steps)[0])
-        (ours_wall, ours_cpu), (torch_wall, torch_cpu) = results["ours"][-1], results["torch"][-1]
+    for name in models:
+        start = time.perf_counter()
+        run(name)  # warm-up: traces (and compiles) the step
         print(
-            f"  round {round_index + 1}: ours {ours_wall * 1e3:.1f} ms/step "
-            f"({ours_cpu * 1e3:.1f} CPU-ms), PyTorch {torch_wall * 1e3:.1f} ms/step "
-            f"({torch_cpu * 1e3:.1f} CPU-ms)",
+            f"# {name}: warm-up round (trace, compile, {steps} steps) "
+            f"{time.perf_counter() - start:.1f} s",
+            flush=True,
+        )
+    run("PyTorch")
+    sides = [*models, "PyTorch"]
+    results = {side: [] for side in sides}
+    for round_index in range(args.rounds):
+        order = sides if round_index % 2 == 0 else sides[::-1]
+        for side in order:
+            results[side].append(run(side))
+        print(
+            f"  round {round_index + 1}: "
+            + ", ".join(
+                f"{side} {results[side][-1][0] * 1e3:.1f} ms/step "
+                f"({results[side][-1][1] * 1e3:.1f} CPU-ms)"
+                for side in sides
+            ),
             flush=True,
         )
 
     def median_ms(side, which):
         return statistics.median(r[which] for r in results[side]) * 1e3
 
-    ours_ms, torch_ms = median_ms("ours", 0), median_ms("torch", 0)
-    ours_cpu_ms, torch_cpu_ms = median_ms("ours", 1), median_ms("torch", 1)
+    torch_ms, torch_cpu_ms = median_ms("PyTorch", 0), median_ms("PyTorch", 1)
     print(
-        f"ours {ours_ms:.1f} ms/step ({ours_cpu_ms:.1f} CPU-ms), PyTorch {torch_ms:.1f} ms/step "
-        f"({torch_cpu_ms:.1f} CPU-ms): ratio {torch_ms / ours_ms:.2f} wall, "
-        f"{torch_cpu_ms / ours_cpu_ms:.2f} CPU (>1: ours faster); medians of {args.rounds} "
+        f"PyTorch {torch_ms:.1f} ms/step ({torch_cpu_ms:.1f} CPU-ms); medians of {args.rounds} "
         f"rounds of {steps} steps; load average {load_average()}",
         flush=True,
     )
-    return ours_ms, torch_ms
+    for name in models:
+        ours_ms, ours_cpu_ms = median_ms(name, 0), median_ms(name, 1)
+        print(
+            f"{name}: {ours_ms:.1f} ms/step ({ours_cpu_ms:.1f} CPU-ms): ratio "
+            f"{torch_ms / ours_ms:.2f} wall, {torch_cpu_ms / ours_cpu_ms:.2f} CPU "
+            "(PyTorch / ours: >1, ours faster)",
+            flush=True,
+        )
+    return results
 
 
 if __name__ == "__main__":
