@@ -34,6 +34,11 @@ eos_token_id; so greedy `generate` gives the text of `model.generate(tokenizer(p
 Classifiers get `serving_default` (label, probabilities, logits), encoders `embed`, masked
 LMs `fill_mask`, causal LMs and seq2seq models `generate` (in-graph decoding); every model
 `from_token_ids`.
+
+--jit-compile on (causal LMs only; default off) XLA-compiles the decoding loop of `generate`
+and `from_token_ids`: the same tokens, 1.3-1.8x the tokens/s on CPU here. The SavedModel loads
+and answers in any TensorFlow process and TF1 Session, but stock TF Serving runs it only when
+started with --xla_cpu_compilation_enabled=true (without it, the first request fails).
 See docs/SERVING.md for the signatures and example requests.
 """
 
@@ -77,11 +82,17 @@ DEFAULT_NAMES = {
 }
 
 
-def setting(default, help, choices=None):
+def setting(default, help, choices=None, legacy=None):
     metadata = {"help": help}
     if choices:
         metadata["choices"] = choices
+    if legacy:
+        metadata["legacy"] = legacy
     return dataclasses.field(default=default, metadata=metadata)
+
+
+# `--jit-compile` of the export: on or off (no `auto`: the serving machine decides, not this one).
+JIT_COMPILE_CHOICES = ("off", "on")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,6 +122,13 @@ class Config:
         None, "generate: default number of new tokens (default: 32; seq2seq: the run's T)"
     )
     warmup: bool = setting(True, "write assets.extra/tf_serving_warmup_requests")
+    jit_compile: str = setting(
+        "off",
+        "causal LM generate: XLA-compile the decoding loop (faster; stock TF Serving then "
+        "needs --xla_cpu_compilation_enabled=true)",
+        JIT_COMPILE_CHOICES,
+        legacy={True: "on", False: "off"},  # YAML 1.1 reads `on` / `off` as booleans
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -323,6 +341,11 @@ def run(config):
         "top_k": config.top_k,
         "max_new_tokens": config.max_new_tokens,
     }
+    if config.jit_compile not in JIT_COMPILE_CHOICES:
+        raise ValueError(
+            f"Unknown --jit-compile {config.jit_compile!r}: expected one of "
+            f"{', '.join(JIT_COMPILE_CHOICES)}."
+        )
     result = export(
         model,
         tokenizer,
@@ -331,6 +354,7 @@ def run(config):
         version=config.version,
         overwrite=config.overwrite,
         warmup=config.warmup,
+        jit_compile=config.jit_compile == "on",
         **options,
     )
     print(f"[export] wrote {result.path} ({', '.join(result.signatures)})", flush=True)

@@ -8,6 +8,8 @@ padding mask is true are the prompt (kept), the others are generated.
 
 Under XLA (`tf.function(..., jit_compile=True)`) the loop gives the same tokens as without it
 (tests/gpu/test_xla_generate.py); see `previous_token` for the bug that once made them differ.
+`keras_transformer.serving.export(..., jit_compile=True)` compiles it so inside the SavedModel
+(`serving.generation.compiled_decoders`; tests/serving/test_export_xla_generate.py).
 
 - `num_beams=1`: greedy (`temperature=0`) or sampling (`temperature > 0`, with `top_k`,
   `top_p` and a stateless `seed`: the same seed gives the same tokens). A row stops after

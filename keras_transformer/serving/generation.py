@@ -19,6 +19,7 @@ or use `keras_transformer.serving.predict`, which fills in the recorded defaults
 import numpy as np
 import tensorflow as tf
 
+from keras_transformer.models import generation
 from keras_transformer.preprocessing import CausalLMPreprocessor, Preprocessor
 from keras_transformer.serving.signatures import SAMPLE_TEXTS, ServingModule, Untracked
 
@@ -44,6 +45,28 @@ SCALAR_NAMES = tuple(spec.name for spec in SCALAR_SPECS)
 def named_scalars(*values):
     """The scalar signature inputs, in `SCALAR_SPECS` order, as a dict by name."""
     return dict(zip(SCALAR_NAMES, values, strict=True))
+
+
+def compiled_decoders(model):
+    """A generative task's decoding as two XLA-compiled functions: `(sample, beams)`.
+
+    `sample(inputs, temperature=, top_k=, top_p=, seed=, end_token=, length_penalty=,
+    max_new_tokens=)` is greedy or sampled decoding, `beams(inputs, num_beams, end_token=,
+    length_penalty=, max_new_tokens=)` beam search (`num_beams` becomes a compile-time
+    constant: one program per value); `inputs` as `model.generate_inputs` makes them. Each is a
+    `tf.function(jit_compile=True)` of the cache prefill and the whole `tf.while_loop` of
+    `keras_transformer.models.generation`. Two functions, chosen outside XLA, so that a
+    greedy request never compiles beam search (one function holding both compiled both,
+    taking about 1.6x as long here).
+    """
+
+    def sample(inputs, **settings):
+        return generation.sample_loop(*model.start_decoding(inputs), **settings)
+
+    def beams(inputs, num_beams, **settings):
+        return generation.beam_search(*model.start_decoding(inputs), num_beams, **settings)
+
+    return tf.function(sample, jit_compile=True), tf.function(beams, jit_compile=True)
 
 
 class GenerationModule(ServingModule):
@@ -138,6 +161,16 @@ class CausalLMModule(GenerationModule):
             brings its own (then this must be `"auto"` or equal to its `start_token`).
         end_token: str or None. With a tokenizer: stop a row after this token; `"auto"`:
             `[EOS]` if present. Defaults to `"auto"`. A preprocessor brings its own.
+        jit_compile: bool. XLA-compile the decoding (the cache prefill and the whole
+            `tf.while_loop`) inside both signatures: `compiled_decoders`, greedy / sampling
+            and beam search apart. The same tokens as the plain loop
+            (tests/serving/test_export_xla_generate.py), 1.3-1.8x the tokens/s here. XLA
+            compiles once per request shape (batch size, prompt width; for beam search also
+            per `num_beams`) and keeps the program: the first request of a shape waits for
+            it (the export's warm-up requests compile theirs at load). Stock TF Serving
+            runs such a SavedModel only when started with `--xla_cpu_compilation_enabled=
+            true` (without it, the first request fails); TF2 Python and a TF1 `Session`
+            run it as they are. Defaults to `False`.
     """
 
     TEXT_SIGNATURE = "generate"
@@ -149,6 +182,7 @@ class CausalLMModule(GenerationModule):
         max_new_tokens=32,
         prompt_start_token="auto",
         end_token="auto",
+        jit_compile=False,
     ):
         super().__init__(name="causal_lm")
         self.hold_model(model)
@@ -164,9 +198,14 @@ class CausalLMModule(GenerationModule):
         self.tokenizer = None if self.preprocessor is None else self.preprocessor.tokenizer
         self.start_id = None if self.preprocessor is None else self.preprocessor.start_token_id
         self.end_id = None if self.preprocessor is None else self.preprocessor.end_token_id
-        # Not XLA-compiled: stock TF Serving runs XLA only with --xla_cpu_compilation_enabled.
-        # (Compiled, `generate_ids` gives the same tokens: tests/gpu/test_xla_generate.py.)
+        if not isinstance(jit_compile, bool):
+            raise ValueError(
+                f"`jit_compile` must be True or False. Received: jit_compile={jit_compile!r}"
+            )
+        self.jit_compile = jit_compile
+        # XLA only if asked: stock TF Serving runs it only with --xla_cpu_compilation_enabled.
         self._decode_function = Untracked(model.generate_ids)
+        self._compiled = Untracked(compiled_decoders(model) if jit_compile else None)
         # Tensor defaults become the SignatureDef's `defaults` and PlaceholderWithDefault ops.
         defaults = {name: tf.constant(value) for name, value in self.default_scalars().items()}
 
@@ -253,18 +292,32 @@ class CausalLMModule(GenerationModule):
     # ----------------------------------------------------------------------------------------
 
     def _decode(self, token_ids, padding_mask, scalars, max_new_tokens=None):
-        """Runs the model's decoding loop; `max_new_tokens` per row, or None: fill the buffer."""
-        outputs = self._decode_function.value(
-            {"token_ids": token_ids, "padding_mask": padding_mask},
-            temperature=scalars["temperature"],
-            top_k=scalars["top_k"],
-            top_p=scalars["top_p"],
-            seed=self._seed_pair(scalars["seed"]),
-            end_token=-1 if self.end_id is None else self.end_id,
-            num_beams=scalars["num_beams"],
-            length_penalty=scalars["length_penalty"],
-            max_new_tokens=max_new_tokens,
-        )
+        """Runs the model's decoding loop; `max_new_tokens` per row, or None: fill the buffer.
+
+        XLA-compiled (`jit_compile`): beam search or sampling is chosen outside XLA.
+        """
+        inputs = {"token_ids": token_ids, "padding_mask": padding_mask}
+        common = {
+            "end_token": -1 if self.end_id is None else self.end_id,
+            "length_penalty": scalars["length_penalty"],
+            "max_new_tokens": max_new_tokens,
+        }
+        sampling = {
+            "temperature": scalars["temperature"],
+            "top_k": scalars["top_k"],
+            "top_p": scalars["top_p"],
+            "seed": self._seed_pair(scalars["seed"]),
+        }
+        num_beams = scalars["num_beams"]
+        if self._compiled.value is None:
+            outputs = self._decode_function.value(inputs, num_beams=num_beams, **sampling, **common)
+        else:
+            sample, beams = self._compiled.value
+            outputs = tf.cond(
+                num_beams > 1,
+                lambda: beams(inputs, num_beams, **common),
+                lambda: sample(inputs, **sampling, **common),
+            )
         return outputs["token_ids"], outputs["padding_mask"]
 
     def _generate(self, prompts, scalars):
