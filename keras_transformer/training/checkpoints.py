@@ -1,4 +1,11 @@
-"""Resumable training state: model, optimizer, epoch and step, in a `tf.train.CheckpointManager`.
+"""Resumable training state: model, optimizer, the layers' random-number states, epoch and step,
+in a `tf.train.CheckpointManager`.
+
+The random-number states are the `keras.random.SeedGenerator` states of the model's layers
+(each dropout layer draws from one): Keras lists them in `model.variables` but not in
+`model.weights`, and `tf.train.Checkpoint(model=...)` does not reach them, so without them a
+resumed run would draw the dropout masks of its first steps again and diverge from the run it
+continues.
 
 The chief saves into `directory` (keeping the last `max_to_keep`); every other worker writes the
 same checkpoint into its private `worker_temp_dir` and deletes it (saving distributed variables
@@ -15,8 +22,15 @@ from keras_transformer.training.agreement import broadcast_from_chief, gather_fr
 from keras_transformer.training.cluster import remove_worker_temp_dir, worker_temp_dir
 
 
+def random_states(model):
+    """The `SeedGenerator` states of `model`'s layers: in `model.variables`, not in its weights."""
+    weights = {id(variable) for variable in model.weights}
+    return [variable for variable in model.variables if id(variable) not in weights]
+
+
 class TrainingCheckpoint:
-    """Saves and restores a model, its optimizer, the epoch and the step counters.
+    """Saves and restores a model, its optimizer, its layers' random-number states (dropout),
+    the epoch and the step counters.
 
     Args:
         model: a compiled, built Keras model.
@@ -34,8 +48,13 @@ class TrainingCheckpoint:
         with strategy.scope():
             self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        self.random_states = random_states(model)
         self.checkpoint = tf.train.Checkpoint(
-            model=model, optimizer=model.optimizer, epoch=self.epoch, step=self.step
+            model=model,
+            optimizer=model.optimizer,
+            random_states=self.random_states,
+            epoch=self.epoch,
+            step=self.step,
         )
         self.manager = None
         if cluster.is_chief:
@@ -72,7 +91,7 @@ class TrainingCheckpoint:
 
     def _state_variables(self):
         variables = list(self.model.weights) + list(self.model.optimizer.variables)
-        return variables + [self.epoch, self.step]
+        return variables + self.random_states + [self.epoch, self.step]
 
     def save(self, epoch, step):
         """Saves after `epoch` epochs and `step` steps (every worker calls it)."""

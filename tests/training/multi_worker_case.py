@@ -90,7 +90,7 @@ def gpt_case(args):
             hidden_dim=32,
             intermediate_dim=64,
             max_sequence_length=16,
-            dropout=0.0,
+            dropout=getattr(args, "dropout", 0.0),  # 0 unless a test sets it
         )
     )
     learning_rate = float(os.environ.get("KT_TEST_LEARNING_RATE", "3e-3"))

@@ -133,15 +133,18 @@ def test_keras_file_callbacks_write_on_one_worker(tmp_path):
     assert (tmp_path / "log.csv").read_text().count("\n") == 3  # header + 2 epochs
 
 
-def test_checkpoints_resume_to_the_uninterrupted_result(tmp_path):
-    uninterrupted, train, _ = _build("gpt")
+@pytest.mark.parametrize("dropout", [0.0, 0.3])
+def test_checkpoints_resume_to_the_uninterrupted_result(tmp_path, dropout):
+    """With dropout, the resumed run must draw the masks the uninterrupted run drew next: the
+    checkpoint holds the dropout layers' random-number states."""
+    uninterrupted, train, _ = _build("gpt", dropout=dropout)
     fit(uninterrupted, train, epochs=3, steps_per_epoch=2, verbose=0)
 
-    first, train, _ = _build("gpt")
+    first, train, _ = _build("gpt", dropout=dropout)
     fit(first, train, epochs=2, steps_per_epoch=2, verbose=0, checkpoint_dir=str(tmp_path))
     assert tf.train.latest_checkpoint(str(tmp_path)).endswith("ckpt-2")
 
-    resumed, train, _ = _build("gpt")  # a fresh process would start like this
+    resumed, train, _ = _build("gpt", dropout=dropout)  # a fresh process would start like this
     history = fit(
         resumed, train, epochs=3, steps_per_epoch=2, verbose=0, checkpoint_dir=str(tmp_path)
     )
