@@ -21,6 +21,7 @@ from keras_transformer.distribute import get_strategy, per_replica_batch_size
 from keras_transformer.models import size_arguments
 from keras_transformer.training.cluster import current_cluster
 from keras_transformer.training.compilation import check_jit_compile
+from keras_transformer.training.optimizers import AdamW
 from keras_transformer.training.precision import check_precision, using_precision
 from workflows.config import save_config, write_json_atomic
 from workflows.curves import DEFAULT_EVERY, TrainingCurves
@@ -200,7 +201,8 @@ def make_optimizer(learning_rate, total_steps, warmup_steps, weight_decay, clip_
     Step k (1-based) runs at `schedule(k - 1)` (Keras evaluates the schedule at the optimizer's
     iteration count before the update): the warm-up reaches the peak at step
     `warmup_steps + 1` and the decay ends at step `total_steps`, whose rate is 10% of the peak.
-    Biases and layer-norm parameters are excluded from weight decay.
+    Biases and layer-norm parameters are excluded from weight decay. The update is
+    `keras_transformer.training.optimizers.AdamW`: Keras's AdamW in one fused kernel per variable.
     """
     warmup_steps = min(warmup_steps, max(total_steps - 2, 0))  # leave a step of decay
     schedule = keras.optimizers.schedules.CosineDecay(
@@ -210,7 +212,7 @@ def make_optimizer(learning_rate, total_steps, warmup_steps, weight_decay, clip_
         warmup_target=learning_rate if warmup_steps else None,
         warmup_steps=warmup_steps,
     )
-    optimizer = keras.optimizers.AdamW(
+    optimizer = AdamW(
         learning_rate=schedule,
         weight_decay=weight_decay,
         global_clipnorm=clip_norm if clip_norm else None,

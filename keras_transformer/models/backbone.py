@@ -8,6 +8,7 @@ import tensorflow as tf
 from keras_transformer.layers import LanguageModelHead
 from keras_transformer.models import generation
 from keras_transformer.models.sizes import size_arguments
+from keras_transformer.training.optimizers import AdamW
 
 
 class ModelBase(keras.Model):
@@ -100,7 +101,7 @@ class Task(ModelBase):
             **kwargs: passed to `keras.Model.compile`.
         """
         if _is_auto(optimizer):
-            optimizer = keras.optimizers.AdamW(self.LEARNING_RATE, weight_decay=self.WEIGHT_DECAY)
+            optimizer = AdamW(self.LEARNING_RATE, weight_decay=self.WEIGHT_DECAY)
         if _is_auto(loss):
             loss = self.default_loss()
         if _is_auto(metrics) and _is_auto(weighted_metrics):

@@ -21,6 +21,7 @@ from keras_transformer.models.backbone import (
     Task,
 )
 from keras_transformer.models.sizes import check_sizes
+from keras_transformer.training.optimizers import AdamW
 
 
 class SegmentEmbedding(keras.layers.Layer):
@@ -252,7 +253,7 @@ class BertMaskedLM(OptionalSegmentIds, Task):
         """Compiles with AdamW (lr 5e-5, weight decay 0.01), from-logits cross-entropy and
         accuracy weighted by the sample weights, unless given."""
         if optimizer == "auto":
-            optimizer = keras.optimizers.AdamW(5e-5, weight_decay=0.01)
+            optimizer = AdamW(5e-5, weight_decay=0.01)
         if loss == "auto":
             loss = masked_lm_loss()
         if weighted_metrics == "auto":
@@ -342,7 +343,7 @@ class BertClassifier(OptionalSegmentIds, Task):
     def compile(self, optimizer="auto", loss="auto", metrics="auto", **kwargs):
         """Compiles with AdamW (lr 5e-5), from-logits cross-entropy and accuracy, unless given."""
         if optimizer == "auto":
-            optimizer = keras.optimizers.AdamW(5e-5, weight_decay=0.01)
+            optimizer = AdamW(5e-5, weight_decay=0.01)
         if loss == "auto":
             loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         if metrics == "auto":
