@@ -37,8 +37,8 @@ time much less. Both sides run on `--threads` threads: PyTorch's `set_num_thread
 `set_num_interop_threads` and TensorFlow's intra- and inter-op pools.
 
 Ops per step: the op count of the train function `fit` runs, with its whole function library
-(`keras_transformer.graph_checks.graph_ops`), divided by `steps_per_execution`; with XLA, also
-how many of them run op by op in the TensorFlow executor (outside the compiled program).
+(`keras_transformer.graph_checks.graph_ops`); with XLA, also how many of them run op by op in
+the TensorFlow executor (outside the compiled program).
 
 Run from the repository root:
     python -m benchmarks.small_step                        # as the workflow compiles: auto:1
@@ -224,16 +224,24 @@ def xla_functions(graph_def):
 
 
 def count_ops(ops, compiled, steps_per_execution):
-    """One line: ops per step, how many run in the TensorFlow executor, the commonest types."""
-    outside = [op for op in ops if op.name.split("/", 1)[0] not in compiled]
+    """One line: the train function's ops, how many XLA compiles, the commonest of the rest.
+
+    Placeholders (the function's inputs: the batch and the captured variables) are not run,
+    so they are left out of the ops run op by op. With `steps_per_execution` > 1 the step sits
+    in a `tf.while_loop` whose body runs once per step, so the ops run per step stay about the
+    count of one step's ops (static counts are not divided by it).
+    """
+    outside = [
+        op for op in ops if op.name.split("/", 1)[0] not in compiled and op.type != "Placeholder"
+    ]
     kinds = collections.Counter(op.type for op in outside).most_common(6)
-    line = f"{len(ops)} ops in the train function ({len(ops) / steps_per_execution:.0f} per step)"
+    line = f"{len(ops)} ops in the train function"
+    if steps_per_execution > 1:
+        line += f" ({steps_per_execution} steps per call, in a while loop)"
     if compiled:
-        line += (
-            f", {len(ops) - len(outside)} of them XLA-compiled: "
-            f"{len(outside) / steps_per_execution:.0f} per step run op by op"
-        )
-    return line + "; commonest run op by op: " + ", ".join(f"{k} {n}" for k, n in kinds)
+        line += f", {len(ops) - len(outside)} of them XLA-compiled or inputs"
+    line += f"; {len(outside)} run op by op, commonest: "
+    return line + ", ".join(f"{k} {n}" for k, n in kinds)
 
 
 # PyTorch ---------------------------------------------------------------------------------------
