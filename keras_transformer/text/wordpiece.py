@@ -246,12 +246,10 @@ class WordPieceTokenizer(VocabularyTokenizer):
             single = tf.where(too_long | (whole_ids < 0), self.oov_token_id, whole_ids)
             missed_index = tf.cast(tf.where(missed)[:, 0], tf.int32)  # (M,)
         with tf.name_scope("piece_search"):
-            piece_ids, piece_word, piece_rank, piece_counts = tf.cond(
-                tf.size(missed_index) > 0,
-                lambda: greedy_word_pieces(
-                    tf.gather(words, missed_index), self._prefix_table, self.oov_token_id
-                ),
-                lambda: (_empty_int(), _empty_int(), _empty_int(), tf.zeros_like(missed_index)),
+            # No `tf.cond` around it: with no missed words every op runs on empty tensors,
+            # and a cond's switch and merge ops cost more than that inside `tf.data`.
+            piece_ids, piece_word, piece_rank, piece_counts = greedy_word_pieces(
+                tf.gather(words, missed_index), self._prefix_table, self.oov_token_id
             )
         with tf.name_scope("assemble"):
             # Case folding can delete every character of a word: empty words give no token.
@@ -319,10 +317,6 @@ class WordPieceTokenizer(VocabularyTokenizer):
             }
         )
         return config
-
-
-def _empty_int():
-    return tf.zeros([0], tf.int32)
 
 
 def _regex_escape(text):
