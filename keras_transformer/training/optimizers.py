@@ -44,38 +44,58 @@ class AdamW(keras.optimizers.AdamW):
     def _fused(self):
         return keras.backend.backend() == "tensorflow" and not self.amsgrad
 
-    def update_step(self, gradient, variable, learning_rate):
-        if not self._fused():
-            return super().update_step(gradient, variable, learning_rate)
-        dtype = variable.dtype
-        index = self._get_variable_index(variable)
+    def _adam_scalars(self, dtype, learning_rate):
+        """The kernel's scalar inputs in `dtype`: the same for every variable of one step."""
         step = tf.cast(self.iterations + 1, dtype)
-        beta_1 = tf.cast(self.beta_1, dtype)
-        beta_2 = tf.cast(self.beta_2, dtype)
+        beta_1, beta_2 = tf.cast(self.beta_1, dtype), tf.cast(self.beta_2, dtype)
+        return {
+            "beta1_power": tf.pow(beta_1, step),
+            "beta2_power": tf.pow(beta_2, step),
+            "lr": tf.cast(learning_rate, dtype),
+            "beta1": beta_1,
+            "beta2": beta_2,
+            "epsilon": tf.cast(self.epsilon, dtype),
+        }
+
+    def _fused_update(self, variable, gradient, scalars):
+        index = self._get_variable_index(variable)
         tf.raw_ops.ResourceApplyAdam(
             var=_resource(variable).handle,
             m=_resource(self._momentums[index]).handle,
             v=_resource(self._velocities[index]).handle,
-            beta1_power=tf.pow(beta_1, step),
-            beta2_power=tf.pow(beta_2, step),
-            lr=tf.cast(learning_rate, dtype),
-            beta1=beta_1,
-            beta2=beta_2,
-            epsilon=tf.cast(self.epsilon, dtype),
-            grad=tf.cast(tf.convert_to_tensor(gradient), dtype),  # IndexedSlices made dense
+            grad=tf.cast(tf.convert_to_tensor(gradient), variable.dtype),  # IndexedSlices: dense
+            **scalars,
         )
+
+    def update_step(self, gradient, variable, learning_rate):
+        if not self._fused():
+            return super().update_step(gradient, variable, learning_rate)
+        self._fused_update(variable, gradient, self._adam_scalars(variable.dtype, learning_rate))
+
+    def _distributed_tf_update_step(self, distribution, grads_and_vars, learning_rate):
+        """Keras's per-variable update loop, with the scalars computed once per dtype."""
+        if not self._fused():
+            return super()._distributed_tf_update_step(distribution, grads_and_vars, learning_rate)
+        scalars = {}
+        for gradient, variable in grads_and_vars:
+            dtype = variable.dtype
+            if dtype not in scalars:
+                scalars[dtype] = self._adam_scalars(dtype, learning_rate)
+            distribution.extended.update(
+                variable, self._fused_update, args=(gradient, scalars[dtype]), group=False
+            )
 
     def _apply_weight_decay(self, variables):
         if self.weight_decay is None or not self._fused():
             return super()._apply_weight_decay(variables)
+        rate = tf.cast(self.learning_rate, "float32") * self.weight_decay  # once per step
 
         def decay(variable):
             if self._use_weight_decay(variable):
-                rate = tf.cast(self.learning_rate, variable.dtype) * tf.cast(
-                    self.weight_decay, variable.dtype
-                )
                 tf.raw_ops.ResourceApplyGradientDescent(
-                    var=variable.handle, alpha=rate, delta=tf.identity(variable)
+                    var=variable.handle,
+                    alpha=tf.cast(rate, variable.dtype),
+                    delta=tf.identity(variable),
                 )
 
         def decay_all(strategy, variables):
