@@ -186,6 +186,21 @@ def test_classifier_rows_compare_at_equal_padding():
     ]
 
 
+def test_generation_rows_pair_each_export_with_its_like(monkeypatch):
+    """Plain ours against plain keras-hub, our XLA export against keras-hub under XLA."""
+    from benchmarks import serving_latency
+
+    speed = {1: {"ours": 90.0, "ours + XLA": 200.0, "keras-hub": 80.0, "keras-hub + XLA": 250.0}}
+    monkeypatch.setattr(serving_latency, "benchmark_generation", lambda repeats, with_xla: speed)
+    rows = run_all.generation_rows(run_all.PROFILES["quick"], with_xla=True)
+    assert [run_all.table_cells(row)[:4] for row in rows] == [
+        ("generation tokens/s, batch 1, ours vs keras-hub", "ours 90 tok/s",
+         "keras-hub 80 tok/s", "1.12"),
+        ("generation tokens/s, batch 1, ours + XLA vs keras-hub + XLA", "ours + XLA 200 tok/s",
+         "keras-hub + XLA 250 tok/s", "0.80"),
+    ]  # fmt: skip
+
+
 MARKED = (
     "# Page\n\nHand-written.\n\n<!-- run_all:begin -->\nold table\n<!-- run_all:end -->\n\nEnd.\n"
 )
