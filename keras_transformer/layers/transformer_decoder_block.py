@@ -1,6 +1,7 @@
 """Transformer decoder block: causal self-attention, optional cross attention, feed-forward."""
 
 import keras
+from keras import ops
 
 from keras_transformer.layers.dropout import Dropout
 from keras_transformer.layers.initializers import clone_initializer
@@ -24,7 +25,11 @@ class TransformerDecoderBlock(TransformerEncoderBlock):
     Key/value cache for incremental decoding: pass `cache` (B, 2, S_max, N, H/N) and
     `cache_update_index`; the block writes the new tokens' keys and values at that index, attends
     over the cache with the causal mask offset accordingly, and returns `(outputs, cache)`.
-    Cross attention recomputes its keys and values from `encoder_sequence` at each call.
+    Cross attention recomputes its keys and values from `encoder_sequence` at each call, unless
+    they are given once for all steps as `cross_attention_cache` (B, 2, S, N, H/N) instead of
+    `encoder_sequence`: its queries then come in K consecutive rows per source (beam search,
+    (B * K, T, H) inputs), grouped by source against that source's keys and values, which are
+    neither repeated nor reordered with the beams.
 
     Attention weights: with `return_attention_scores=True` the block also returns the softmax
     weights of its attentions (before attention dropout, as `TransformerEncoderBlock` does), for
@@ -44,6 +49,8 @@ class TransformerDecoderBlock(TransformerEncoderBlock):
         attention_mask: (B, T, T) extra self-attention mask. Optional.
         cache: (B, 2, S_max, N, H/N) self-attention key/value cache. Optional.
         cache_update_index: int or scalar tensor; the position of the first of the T tokens.
+        cross_attention_cache: (B, 2, S, N, H/N) the cross attention's projected keys and
+            values, in place of `encoder_sequence` (inputs of B * K rows). Optional.
         use_causal_mask: bool. Defaults to `True`.
         training: bool.
         return_attention_scores: bool. Also return the attention weights. Defaults to `False`.
@@ -94,20 +101,28 @@ class TransformerDecoderBlock(TransformerEncoderBlock):
         attention_mask=None,
         cache=None,
         cache_update_index=None,
+        cross_attention_cache=None,
         use_causal_mask=True,
         training=None,
         return_attention_scores=False,
     ):
-        if self.cross_attention and encoder_sequence is None:
+        encoder_given = encoder_sequence is not None or cross_attention_cache is not None
+        if self.cross_attention and not encoder_given:
             raise ValueError(
-                "This decoder block was built with `cross_attention=True`: pass `encoder_sequence`."
+                "This decoder block was built with `cross_attention=True`: pass "
+                "`encoder_sequence` (or its `cross_attention_cache`)."
             )
-        if not self.cross_attention and encoder_sequence is not None:
+        if not self.cross_attention and encoder_given:
             raise ValueError(
-                "`encoder_sequence` was given but this block has no cross attention; build it "
-                "with `cross_attention=True`."
+                "`encoder_sequence` or `cross_attention_cache` was given but this block has no "
+                "cross attention; build it with `cross_attention=True`."
             )
-        if return_attention_scores and cache is not None:
+        if encoder_sequence is not None and cross_attention_cache is not None:
+            raise ValueError(
+                "Pass `encoder_sequence` or `cross_attention_cache`, not both: the cache holds "
+                "the keys and values the block would project from the sequence."
+            )
+        if return_attention_scores and (cache is not None or cross_attention_cache is not None):
             raise ValueError(
                 "`return_attention_scores=True` is not supported with a `cache` (incremental "
                 "decoding). Run the full sequence without `cache` to get the attention weights."
@@ -134,7 +149,26 @@ class TransformerDecoderBlock(TransformerEncoderBlock):
                 outputs, scores["self_attention"] = outputs  # (B, N, T, T)
             return self.attention_dropout(outputs, training=training)
 
+        def cross_attend_cached(x):
+            shape = ops.shape(x)  # (B * K, T, H)
+            # A source's K rows attend to its keys together, (B, K * T, H); queries never
+            # attend to each other here, so grouping them changes no output.
+            sources = ops.shape(cross_attention_cache)[0]
+            per_source = shape[0] // ops.maximum(sources, 1) * shape[1]  # K * T (no rows: 0)
+            grouped = ops.reshape(x, (sources, per_source, shape[-1]))
+            # A cache without `cache_update_index` is read as it is (nothing is projected).
+            outputs, _ = self.cross_attention_layer(
+                grouped,
+                grouped,
+                value_mask=encoder_padding_mask,
+                cache=cross_attention_cache,
+                training=training,
+            )
+            return self.cross_attention_dropout(ops.reshape(outputs, shape), training=training)
+
         def cross_attend(x):
+            if cross_attention_cache is not None:
+                return cross_attend_cached(x)
             outputs = self.cross_attention_layer(
                 x,
                 encoder_sequence,

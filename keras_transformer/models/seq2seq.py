@@ -351,60 +351,18 @@ class Seq2SeqBackbone(Backbone):
         x = self._embed(token_ids, self.decoder_position, cache_update_index, training=False)
         caches = []
         for i, block in enumerate(self.decoder_blocks):
-            x, layer_cache = _cached_decoder_step(
-                block,
+            x, layer_cache = block(
                 x,
-                cache[:, i, ...],
-                cache_update_index,
-                cross_attention_cache[:, i, ...],
-                encoder_padding_mask,
+                encoder_padding_mask=encoder_padding_mask,
+                cache=cache[:, i, ...],
+                cache_update_index=cache_update_index,
+                cross_attention_cache=cross_attention_cache[:, i, ...],
+                training=False,
             )
             caches.append(layer_cache)
         if self.decoder_norm is not None:
             x = self.decoder_norm(x)
         return x, ops.stack(caches, axis=1)
-
-
-def _cached_decoder_step(block, x, cache, cache_update_index, cross_cache, encoder_padding_mask):
-    """`TransformerDecoderBlock.call` in inference with both attentions' keys and values
-    cached: the same sublayers in the same order, cross attention reading `cross_cache`
-    (B, 2, S, N, H/N) instead of projecting the encoder output again. `x` is (B * K, T, H),
-    K hypotheses per source (see `Seq2SeqBackbone.call_with_cache`).
-
-    Returns:
-        `(outputs (B * K, T, H), updated self-attention cache)`.
-    """
-    updated = []
-
-    def self_attend(y):
-        outputs, layer_cache = block.self_attention(
-            y,
-            y,
-            use_causal_mask=True,
-            cache=cache,
-            cache_update_index=cache_update_index,
-            training=False,
-        )
-        updated.append(layer_cache)
-        return outputs
-
-    def cross_attend(y):
-        shape = ops.shape(y)  # (B * K, T, H)
-        # A source's K hypotheses are consecutive rows: their queries attend to its keys
-        # together, (B, K * T, H). Queries never attend to each other here.
-        sources = ops.shape(cross_cache)[0]
-        per_source = shape[0] // ops.maximum(sources, 1) * shape[1]  # K * T (no rows: 0)
-        grouped = ops.reshape(y, (sources, per_source, shape[-1]))
-        # A cache without `cache_update_index` is used as it is; `value` is not projected.
-        outputs, _ = block.cross_attention_layer(
-            grouped, grouped, value_mask=encoder_padding_mask, cache=cross_cache, training=False
-        )
-        return ops.reshape(outputs, shape)
-
-    x = block._sublayer(x, block.attention_norm, self_attend)  # (B, T, H)
-    x = block._sublayer(x, block.cross_attention_norm, cross_attend)
-    x = block._sublayer(x, block.feed_forward_norm, lambda y: block.feed_forward(y, training=False))
-    return x, updated[0]
 
 
 @keras.saving.register_keras_serializable(package="keras_transformer")

@@ -113,6 +113,28 @@ def test_decoder_cache_equals_full_pass():
     assert_close(np.concatenate(steps, axis=1), full)
 
 
+def test_cross_attention_cache_with_beams_equals_the_encoder_sequence():
+    """Keys and values projected once per source, read by K = 3 hypotheses of each of 2
+    sources, step by step: the outputs of passing each hypothesis its source's sequence."""
+    block = TransformerDecoderBlock(2, 16, cross_attention=True)
+    encoded, mask = random(2, 4, 8), np.array([[1, 1, 1, 1], [1, 1, 0, 0]], bool)
+    x = random(6, 5, 8)  # rows 0-2 decode source 0, rows 3-5 source 1
+    repeated, repeated_mask = np.repeat(encoded, 3, axis=0), np.repeat(mask, 3, axis=0)
+    full = np.asarray(block(x, encoder_sequence=repeated, encoder_padding_mask=repeated_mask))
+    attention = block.cross_attention_layer
+    keys = attention._project(encoded, attention.key_kernel, attention.key_bias)
+    values = attention._project(encoded, attention.value_kernel, attention.value_bias)
+    cross_cache = np.stack([keys, values], axis=1)  # (2, 2, S, N, H/N)
+    cache, steps = np.zeros((6, 2, 5, 2, 4), "float32"), []
+    for t in range(5):
+        out, cache = block(x[:, t : t + 1], encoder_padding_mask=mask, cache=cache,
+                           cache_update_index=t, cross_attention_cache=cross_cache)  # fmt: skip
+        steps.append(np.asarray(out))
+    assert_close(np.concatenate(steps, axis=1), full)
+    with pytest.raises(ValueError, match="not both"):
+        block(x, encoder_sequence=repeated, cross_attention_cache=cross_cache)
+
+
 def test_decoder_cross_attention_arguments():
     x = random(1, 2, 8)
     with pytest.raises(ValueError, match="cross_attention=True"):
