@@ -43,7 +43,7 @@ HOST_SIDE_OPS = {
     "ReduceJoin": "word-piece search joins characters",
     "UnsortedSegmentJoin": "detokenizers join each row's tokens into text",
     "UnicodeDecode": "character tokenizers and normalization decode UTF-8",
-    "UnicodeDecodeWithOffsets": "word-piece search decodes UTF-8 with byte offsets",
+    "UnicodeDecodeWithOffsets": "byte-level BPE splits text into characters with byte offsets",
     "UnicodeEncode": "normalization and detokenizers encode code points to UTF-8",
     "UnicodeTranscode": "invalid UTF-8 is replaced before tokenizing",
     "LookupTableFindV2": "vocabulary lookups (tf.lookup tables live on the host)",
@@ -51,6 +51,7 @@ HOST_SIDE_OPS = {
     "RaggedGather": "ragged token rows are gathered (packing, prompts)",
     "RaggedRange": "ragged token positions (truncation, packing)",
     "RaggedTensorToTensor": "ragged token ids are padded into a dense batch",
+    "RaggedTensorToSparse": "byte-level BPE's merge loop numbers the word of each byte",
 }
 
 

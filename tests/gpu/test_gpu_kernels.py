@@ -36,7 +36,13 @@ from keras_transformer.models import (
 )
 from keras_transformer.preprocessing import Seq2SeqPreprocessor
 from keras_transformer.serving import serving_module
-from keras_transformer.text import SPECIAL_TOKENS, CharacterTokenizer, WordPieceTokenizer
+from keras_transformer.text import (
+    SPECIAL_TOKENS,
+    BytePairTokenizer,
+    CharacterTokenizer,
+    WordPieceTokenizer,
+    train_byte_pair_vocabulary,
+)
 from workflows import classify, distill, finetune, seq2seq, transfer
 from workflows.training import make_optimizer
 
@@ -388,6 +394,13 @@ def exports():
     dates = CharacterTokenizer.from_text(["12 may 2020", "2020-05-12"])
     keras.utils.set_random_seed(10)
     lm = GPTCausalLM(GPTBackbone(vocabulary_size=characters.vocabulary_size(), **TINY))
+    texts = ["To be, or not to be: that is the question.", "Whether 'tis nobler, café?"] * 4
+    byte_pairs = BytePairTokenizer(
+        *train_byte_pair_vocabulary(texts, 300, special_tokens=["<|endoftext|>"], verbose=False),
+        special_tokens=["<|endoftext|>"],
+    )
+    keras.utils.set_random_seed(12)
+    bpe_lm = GPTCausalLM(GPTBackbone(vocabulary_size=byte_pairs.vocabulary_size(), **TINY))
     keras.utils.set_random_seed(11)
     translator = Seq2SeqTransformer(
         Seq2SeqBackbone(vocabulary_size=dates.vocabulary_size(), **TINY)
@@ -399,6 +412,7 @@ def exports():
         "encoder": serving_module(bert(8), word_pieces(), pooling="mean"),
         "masked LM": serving_module(BertMaskedLM(bert(9)), word_pieces(), top_k=3),
         "causal LM": serving_module(lm, characters, max_new_tokens=4),
+        "causal LM, BPE": serving_module(bpe_lm, byte_pairs, max_new_tokens=4),
         "seq2seq": serving_module(
             translator, preprocessor=Seq2SeqPreprocessor(dates, T, T), max_new_tokens=4
         ),
@@ -406,7 +420,9 @@ def exports():
     return {kind: signatures(module) for kind, module in modules.items()}
 
 
-@pytest.mark.parametrize("kind", ["classifier", "encoder", "masked LM", "causal LM", "seq2seq"])
+@pytest.mark.parametrize(
+    "kind", ["classifier", "encoder", "masked LM", "causal LM", "causal LM, BPE", "seq2seq"]
+)
 def test_export_signatures(exports, kind):
     functions = exports[kind]
     assert "from_token_ids" in functions and len(functions) >= 2
