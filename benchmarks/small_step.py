@@ -58,10 +58,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from keras.src.backend.tensorflow.trainer import TFEpochIterator  # noqa: E402
 
 from benchmarks.common import load_average, machine_description  # noqa: E402
-from keras_transformer.graph_checks import graph_ops  # noqa: E402
+from keras_transformer.graph_checks import graph_ops, keras_fit_step  # noqa: E402
 from keras_transformer.training.compilation import resolve_jit_compile  # noqa: E402
 from workflows import pretrain  # noqa: E402
 from workflows.training import make_optimizer  # noqa: E402
@@ -183,26 +182,8 @@ class StepClock(keras.callbacks.Callback):
 def train_function_ops(model, dataset):
     """The ops (`graph_ops`, with the function library) of the train function `fit` runs,
     and the names of the library functions XLA compiles (`jit_compile`) with their callees."""
-    epochs = TFEpochIterator(
-        x=dataset,
-        steps_per_epoch=1,
-        distribute_strategy=model.distribute_strategy,
-        steps_per_execution=model.steps_per_execution,
-    )
-    model._maybe_symbolic_build(iterator=epochs)
-    epochs.reset()
-    model.make_train_function()
-    names = model.train_function.__code__.co_freevars
-    cells = dict(zip(names, model.train_function.__closure__, strict=True))
-    if "multi_step_on_iterator" not in cells:
-        raise RuntimeError(
-            f"Keras {keras.__version__}'s train function closes over {names}, not "
-            "`multi_step_on_iterator`: update train_function_ops to this Keras version."
-        )
-    step = cells["multi_step_on_iterator"].cell_contents
-    for _, _, iterator in epochs:
-        concrete = step.get_concrete_function(iterator)
-        return graph_ops(concrete), xla_functions(concrete.graph.as_graph_def())
+    concrete = keras_fit_step(model, dataset)
+    return graph_ops(concrete), xla_functions(concrete.graph.as_graph_def())
     raise RuntimeError("The dataset gave no batch.")
 
 

@@ -15,6 +15,8 @@ make TensorFlow place it on the host, and copy its inputs and outputs across at 
   (`XLA_GPU`, `XLA_GPU_JIT`) do not count: outside a `jit_compile` function they never run.
 - `HOST_SIDE_OPS`: the named allow-list of ops TensorFlow places on the host by design.
 - `ops_without_gpu_kernel(function, allow=HOST_SIDE_OPS)` and `assert_gpu_ready(...)`.
+- `keras_fit_step(model, dataset)`: the concrete train function Keras `fit` runs, to check or
+  count its ops.
 
 The check is per op type: a GPU kernel registered for some dtypes counts, whatever the dtype
 the graph uses.
@@ -283,3 +285,37 @@ def assert_gpu_ready(function, allow=HOST_SIDE_OPS, name=None):
             "(keras_transformer.graph_checks.HOST_SIDE_OPS) with the reason."
         )
     return len(ops)
+
+
+def keras_fit_step(model, dataset):
+    """The concrete train function Keras `fit` runs for one batch of `dataset`.
+
+    Built as `fit` builds it: a `TFEpochIterator` over the dataset (distributed by the model's
+    strategy), the symbolic build, `make_train_function`, whose `tf.function` (Keras 3.15:
+    `multi_step_on_iterator`) is traced on the epoch's iterator.
+
+    Raises:
+        RuntimeError: when this Keras version builds its train function otherwise.
+    """
+    import keras
+    from keras.src.backend.tensorflow.trainer import TFEpochIterator
+
+    epochs = TFEpochIterator(
+        x=dataset,
+        steps_per_epoch=1,
+        distribute_strategy=model.distribute_strategy,
+        steps_per_execution=model.steps_per_execution,
+    )
+    model._maybe_symbolic_build(iterator=epochs)
+    epochs.reset()
+    model.make_train_function()
+    names = model.train_function.__code__.co_freevars
+    cells = dict(zip(names, model.train_function.__closure__, strict=True))
+    if "multi_step_on_iterator" not in cells:
+        raise RuntimeError(
+            f"Keras {keras.__version__}'s train function closes over {names}, not "
+            "`multi_step_on_iterator`: update keras_fit_step to this Keras version."
+        )
+    step = cells["multi_step_on_iterator"].cell_contents
+    for _, _, iterator in epochs:
+        return step.get_concrete_function(iterator)

@@ -44,33 +44,34 @@ class AdamW(keras.optimizers.AdamW):
     def _fused(self):
         return keras.backend.backend() == "tensorflow" and not self.amsgrad
 
-    def _adam_scalars(self, dtype, learning_rate):
-        """The kernel's scalar inputs in `dtype`: the same for every variable of one step."""
+    def _adam_scalars(self, dtype):
+        """The kernel's scalar inputs in `dtype` but the rate: the same for every variable of one
+        step. (The rate comes per replica: under our loop it is a `PerReplica` value here.)"""
         step = tf.cast(self.iterations + 1, dtype)
         beta_1, beta_2 = tf.cast(self.beta_1, dtype), tf.cast(self.beta_2, dtype)
         return {
             "beta1_power": tf.pow(beta_1, step),
             "beta2_power": tf.pow(beta_2, step),
-            "lr": tf.cast(learning_rate, dtype),
             "beta1": beta_1,
             "beta2": beta_2,
             "epsilon": tf.cast(self.epsilon, dtype),
         }
 
-    def _fused_update(self, variable, gradient, scalars):
+    def _fused_update(self, variable, gradient, learning_rate, scalars):
         index = self._get_variable_index(variable)
         tf.raw_ops.ResourceApplyAdam(
             var=_resource(variable).handle,
             m=_resource(self._momentums[index]).handle,
             v=_resource(self._velocities[index]).handle,
             grad=tf.cast(tf.convert_to_tensor(gradient), variable.dtype),  # IndexedSlices: dense
+            lr=tf.cast(learning_rate, variable.dtype),
             **scalars,
         )
 
     def update_step(self, gradient, variable, learning_rate):
         if not self._fused():
             return super().update_step(gradient, variable, learning_rate)
-        self._fused_update(variable, gradient, self._adam_scalars(variable.dtype, learning_rate))
+        self._fused_update(variable, gradient, learning_rate, self._adam_scalars(variable.dtype))
 
     def _distributed_tf_update_step(self, distribution, grads_and_vars, learning_rate):
         """Keras's per-variable update loop, with the scalars computed once per dtype."""
@@ -80,9 +81,12 @@ class AdamW(keras.optimizers.AdamW):
         for gradient, variable in grads_and_vars:
             dtype = variable.dtype
             if dtype not in scalars:
-                scalars[dtype] = self._adam_scalars(dtype, learning_rate)
+                scalars[dtype] = self._adam_scalars(dtype)
             distribution.extended.update(
-                variable, self._fused_update, args=(gradient, scalars[dtype]), group=False
+                variable,
+                self._fused_update,
+                args=(gradient, learning_rate, scalars[dtype]),
+                group=False,
             )
 
     def _apply_weight_decay(self, variables):

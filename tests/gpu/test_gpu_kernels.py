@@ -15,7 +15,6 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from keras.src.backend.tensorflow.trainer import TFEpochIterator
 
 from keras_transformer.graph_checks import (
     HOST_SIDE_OPS,
@@ -23,6 +22,7 @@ from keras_transformer.graph_checks import (
     assert_gpu_ready,
     graph_ops,
     has_gpu_kernel,
+    keras_fit_step,
     ops_without_gpu_kernel,
 )
 from keras_transformer.models import (
@@ -71,34 +71,6 @@ def check(name, function, minimum, allow=HOST_SIDE_OPS):
     assert count > minimum, f"{name}: only {count} ops traced (expected > {minimum})"
     COUNTS[name] = count
     return count
-
-
-def keras_fit_step(model, dataset):
-    """The concrete train function Keras `fit` runs for one batch of `dataset`.
-
-    Built as `fit` builds it: a `TFEpochIterator` over the dataset (distributed by the model's
-    strategy), the symbolic build, `make_train_function`, whose `tf.function` (Keras 3.15:
-    `multi_step_on_iterator`) is traced on the epoch's iterator.
-    """
-    epochs = TFEpochIterator(
-        x=dataset,
-        steps_per_epoch=1,
-        distribute_strategy=model.distribute_strategy,
-        steps_per_execution=model.steps_per_execution,
-    )
-    model._maybe_symbolic_build(iterator=epochs)
-    epochs.reset()
-    model.make_train_function()
-    names = model.train_function.__code__.co_freevars
-    cells = dict(zip(names, model.train_function.__closure__, strict=True))
-    if "multi_step_on_iterator" not in cells:
-        raise RuntimeError(
-            f"Keras {keras.__version__}'s train function closes over {names}, not "
-            "`multi_step_on_iterator`: update keras_fit_step to this Keras version."
-        )
-    step = cells["multi_step_on_iterator"].cell_contents
-    for _, _, iterator in epochs:
-        return step.get_concrete_function(iterator)
 
 
 def bert_batch(rng, with_mask_positions=False):
