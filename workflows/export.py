@@ -36,7 +36,8 @@ LMs `fill_mask`, causal LMs and seq2seq models `generate` (in-graph decoding); e
 `from_token_ids`.
 
 --jit-compile on (causal LMs only; default off) XLA-compiles the decoding loop of `generate`
-and `from_token_ids`: the same tokens, 1.3-1.8x the tokens/s on CPU here. The SavedModel loads
+and `from_token_ids`: the same tokens, faster (`python benchmarks/serving_latency.py --only
+generation` prints both exports' tokens/s side by side). The SavedModel loads
 and answers in any TensorFlow process and TF1 Session, but stock TF Serving runs it only when
 started with --xla_cpu_compilation_enabled=true (without it, the first request fails).
 See docs/SERVING.md for the signatures and example requests.
@@ -64,6 +65,7 @@ from keras_transformer.preprocessing import (
 )
 from keras_transformer.serving import export
 from keras_transformer.text.io import load_tokenizer
+from workflows.config import setting
 
 PREPROCESSORS = (
     (BertClassifier, ClassifierPreprocessor),
@@ -80,15 +82,6 @@ DEFAULT_NAMES = {
     "GPTCausalLM": "causal_lm",
     "Seq2SeqTransformer": "seq2seq",
 }
-
-
-def setting(default, help, choices=None, legacy=None):
-    metadata = {"help": help}
-    if choices:
-        metadata["choices"] = choices
-    if legacy:
-        metadata["legacy"] = legacy
-    return dataclasses.field(default=default, metadata=metadata)
 
 
 # `--jit-compile` of the export: on or off (no `auto`: the serving machine decides, not this one).

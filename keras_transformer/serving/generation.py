@@ -164,7 +164,8 @@ class CausalLMModule(GenerationModule):
         jit_compile: bool. XLA-compile the decoding (the cache prefill and the whole
             `tf.while_loop`) inside both signatures: `compiled_decoders`, greedy / sampling
             and beam search apart. The same tokens as the plain loop
-            (tests/serving/test_export_xla_generate.py), 1.3-1.8x the tokens/s here. XLA
+            (tests/serving/test_export_xla_generate.py); its tokens/s beside the plain
+            export's: `python benchmarks/serving_latency.py --only generation`. XLA
             compiles once per request shape (batch size, prompt width; for beam search also
             per `num_beams`) and keeps the program: the first request of a shape waits for
             it (the export's warm-up requests compile theirs at load). Stock TF Serving
