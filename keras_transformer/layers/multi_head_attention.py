@@ -5,6 +5,7 @@ import math
 import keras
 from keras import ops
 
+from keras_transformer.layers.chunked_attention import chunked_attention
 from keras_transformer.layers.dropout import Dropout
 from keras_transformer.layers.initializers import clone_initializer
 from keras_transformer.layers.masks import (
@@ -54,6 +55,14 @@ class MultiHeadAttention(keras.layers.Layer):
             for 3-D kernels as in `keras.layers.MultiHeadAttention`: Wq (Hq, N, D) has std
             sqrt(2 / ((N + D) · Hq)).
         bias_initializer: initializer of the biases (one clone each). Defaults to `"zeros"`.
+        attention_chunk_size: int or None. If set, a call with more queries than this (and a
+            static number of them) attends `attention_chunk_size` queries at a time and the
+            backward pass recomputes each block's weights (`chunked_attention`): the
+            (B, N, T, S) weights are never held whole, so long sequences train in a fraction
+            of the memory, for one more Q Kᵀ product. Same outputs to float rounding; the
+            dropout masks come from a stateless generator instead of the plain path's. Calls
+            that return the attention weights, or whose length is unknown (a serving
+            signature), use the plain path. Defaults to `None` (always the plain path).
 
     Call arguments:
         query: (B, T, Hq) tensor.
@@ -88,6 +97,7 @@ class MultiHeadAttention(keras.layers.Layer):
         output_shape=None,
         kernel_initializer="glorot_uniform",
         bias_initializer="zeros",
+        attention_chunk_size=None,
         **kwargs,
     ):
         for name, value in (("num_heads", num_heads), ("key_dim", key_dim)):
@@ -99,7 +109,15 @@ class MultiHeadAttention(keras.layers.Layer):
             )
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"`dropout` must be in [0, 1). Received: dropout={dropout}")
+        if attention_chunk_size is not None and (
+            not isinstance(attention_chunk_size, int) or attention_chunk_size <= 0
+        ):
+            raise ValueError(
+                "`attention_chunk_size` must be a positive integer or None. Received: "
+                f"attention_chunk_size={attention_chunk_size}"
+            )
         super().__init__(**kwargs)
+        self.attention_chunk_size = attention_chunk_size
         self.num_heads = num_heads
         self.key_dim = key_dim
         self.value_dim = value_dim if value_dim is not None else key_dim
@@ -200,7 +218,11 @@ class MultiHeadAttention(keras.layers.Layer):
             use_causal_mask=use_causal_mask,
             cache_index=0 if cache_update_index is None else cache_update_index,
         )
-        output, weights = self._attend(query_heads, key_heads, value_heads, mask, training)
+        weights = None
+        if self._chunked(query_heads, return_attention_scores):
+            output = self._attend_in_chunks(query_heads, key_heads, value_heads, mask, training)
+        else:
+            output, weights = self._attend(query_heads, key_heads, value_heads, mask, training)
         outputs = (output,)
         if return_attention_scores:
             outputs += (weights,)
@@ -224,6 +246,41 @@ class MultiHeadAttention(keras.layers.Layer):
             causal = compute_causal_mask(shape_q[0], shape_q[1], shape_k[1], cache_index)
         return merge_masks(padding_to_attention_mask(query_mask, key_mask), attention_mask, causal)
 
+    def _chunked(self, query_heads, return_attention_scores):
+        """Whether this call runs `chunked_attention` (see `attention_chunk_size`)."""
+        length = query_heads.shape[1]
+        return (
+            self.attention_chunk_size is not None
+            and not return_attention_scores
+            and length is not None
+            and length > self.attention_chunk_size
+        )
+
+    def _attend_in_chunks(self, query_heads, key_heads, value_heads, mask, training):
+        query_heads = query_heads * ops.cast(1.0 / math.sqrt(self.key_dim), query_heads.dtype)
+        rate = self.dropout if training else 0.0
+        seed = None
+        if rate > 0:
+            seed = keras.random.randint(
+                (2,), 0, 2**31 - 1, dtype="int32", seed=self.dropout_layer.seed_generator
+            )
+        if mask is not None:
+            mask = ops.cast(mask, "bool")
+        context = chunked_attention(
+            query_heads, key_heads, value_heads, mask, self.attention_chunk_size, rate, seed
+        )
+        return self._output_projection(context)
+
+    def _output_projection(self, context):
+        num_heads, head_dim, output_dim = self.output_kernel.shape
+        shape = ops.shape(context)
+        context = ops.reshape(context, (shape[0], shape[1], num_heads * head_dim))  # (B, T, N·D)
+        kernel = ops.reshape(self.output_kernel, (num_heads * head_dim, output_dim))
+        output = ops.matmul(context, kernel)  # (B, T, H), one 2-D matmul as in `_project`
+        if self.output_bias is not None:
+            output = output + self.output_bias
+        return output
+
     def _attend(self, query_heads, key_heads, value_heads, mask, training):
         query_heads = query_heads * ops.cast(1.0 / math.sqrt(self.key_dim), query_heads.dtype)
         scores = ops.einsum("btnd,bsnd->bnts", query_heads, key_heads)  # (B, N, T, S)
@@ -237,14 +294,7 @@ class MultiHeadAttention(keras.layers.Layer):
             weights = ops.cast(ops.softmax(scores, axis=-1), self.compute_dtype)
         dropped = self.dropout_layer(weights, training=training)
         context = ops.einsum("bnts,bsnd->btnd", dropped, value_heads)  # (B, T, N, D)
-        num_heads, head_dim, output_dim = self.output_kernel.shape
-        shape = ops.shape(context)
-        context = ops.reshape(context, (shape[0], shape[1], num_heads * head_dim))  # (B, T, N·D)
-        kernel = ops.reshape(self.output_kernel, (num_heads * head_dim, output_dim))
-        output = ops.matmul(context, kernel)  # (B, T, H), one 2-D matmul as in `_project`
-        if self.output_bias is not None:
-            output = output + self.output_bias
-        return output, weights
+        return self._output_projection(context), weights
 
     def get_config(self):
         config = super().get_config()
@@ -258,6 +308,7 @@ class MultiHeadAttention(keras.layers.Layer):
                 "output_shape": self._output_shape,
                 "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
                 "bias_initializer": keras.initializers.serialize(self.bias_initializer),
+                "attention_chunk_size": self.attention_chunk_size,
             }
         )
         return config

@@ -38,7 +38,7 @@ class TransformerDecoderBlock(TransformerEncoderBlock):
 
     Args:
         num_heads, intermediate_dim, dropout, activation, layer_norm_epsilon, normalize_first,
-        kernel_initializer: as in `TransformerEncoderBlock`.
+        kernel_initializer, attention_chunk_size: as in `TransformerEncoderBlock`.
         cross_attention: bool. Add the encoder-decoder attention sublayer. Defaults to `False`.
 
     Call arguments:
@@ -84,6 +84,7 @@ class TransformerDecoderBlock(TransformerEncoderBlock):
                 key_dim=hidden_dim // self.num_heads,
                 dropout=self.dropout,
                 kernel_initializer=clone_initializer(self.kernel_initializer),
+                attention_chunk_size=self.attention_chunk_size,
                 dtype=self.dtype_policy,
                 name="cross_attention",
             )

@@ -43,6 +43,9 @@ class TransformerEncoderBlock(keras.layers.Layer):
         kernel_initializer: initializer of all kernels (Wq, Wk, Wv, Wo and both feed-forward
             kernels; each gets its own clone, `clone_initializer`, so none starts equal to
             another). Defaults to `TruncatedNormal(stddev=0.02)`: values within ±0.04, std 0.0176.
+        attention_chunk_size: int or None. Attend this many queries at a time and recompute
+            the weights in the backward pass (see `MultiHeadAttention`): for long sequences in
+            training. Defaults to `None` (plain attention).
 
     Call arguments:
         inputs: (B, T, H) tensor.
@@ -64,6 +67,7 @@ class TransformerEncoderBlock(keras.layers.Layer):
         layer_norm_epsilon=1e-5,
         normalize_first=False,
         kernel_initializer=None,
+        attention_chunk_size=None,
         **kwargs,
     ):
         if not isinstance(num_heads, int) or num_heads <= 0:
@@ -86,6 +90,7 @@ class TransformerEncoderBlock(keras.layers.Layer):
         if kernel_initializer is None:
             kernel_initializer = default_initializer()
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.attention_chunk_size = attention_chunk_size
 
     def _layer_norm(self, name, shape):
         layer = LayerNormalization(
@@ -102,6 +107,7 @@ class TransformerEncoderBlock(keras.layers.Layer):
             key_dim=hidden_dim // self.num_heads,
             dropout=self.dropout,
             kernel_initializer=clone_initializer(self.kernel_initializer),
+            attention_chunk_size=self.attention_chunk_size,
             dtype=self.dtype_policy,
             name="self_attention",
         )
@@ -167,6 +173,7 @@ class TransformerEncoderBlock(keras.layers.Layer):
                 "layer_norm_epsilon": self.layer_norm_epsilon,
                 "normalize_first": self.normalize_first,
                 "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+                "attention_chunk_size": self.attention_chunk_size,
             }
         )
         return config

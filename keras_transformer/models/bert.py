@@ -79,6 +79,10 @@ class BertBackbone(OptionalSegmentIds, Backbone):
         dropout: float. Defaults to `0.1`.
         layer_norm_epsilon: float. Defaults to `1e-12` (BERT).
         activation: str. Feed-forward activation. Defaults to `"gelu"` (exact).
+        attention_chunk_size: int or None. Self-attention over longer sequences runs this many
+            queries at a time, with the weights recomputed in the backward pass
+            (`MultiHeadAttention`): training memory of attention grows with T instead of T².
+            Defaults to `None` (plain attention).
         dtype: dtype policy, e.g. `"mixed_bfloat16"`. Defaults to the global policy.
 
     Returns:
@@ -103,6 +107,7 @@ class BertBackbone(OptionalSegmentIds, Backbone):
         "dropout",
         "layer_norm_epsilon",
         "activation",
+        "attention_chunk_size",
     )
 
     def __init__(
@@ -117,6 +122,7 @@ class BertBackbone(OptionalSegmentIds, Backbone):
         dropout=0.1,
         layer_norm_epsilon=1e-12,
         activation="gelu",
+        attention_chunk_size=None,
         dtype=None,
         **kwargs,
     ):
@@ -152,6 +158,7 @@ class BertBackbone(OptionalSegmentIds, Backbone):
                 dropout=dropout,
                 activation=activation,
                 layer_norm_epsilon=layer_norm_epsilon,
+                attention_chunk_size=attention_chunk_size,
                 normalize_first=False,
                 dtype=dtype,
                 name=f"transformer_block_{i}",
@@ -193,6 +200,7 @@ class BertBackbone(OptionalSegmentIds, Backbone):
         self.dropout = dropout
         self.layer_norm_epsilon = layer_norm_epsilon
         self.activation = activation
+        self.attention_chunk_size = attention_chunk_size
 
 
 def masked_lm_loss():

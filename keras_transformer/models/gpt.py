@@ -46,6 +46,10 @@ class GPTBackbone(Backbone):
         dropout: float. Defaults to `0.1`.
         layer_norm_epsilon: float. Defaults to `1e-5`.
         activation: str. Feed-forward activation. Defaults to `"gelu_approximate"` (GPT-2).
+        attention_chunk_size: int or None. Self-attention over longer sequences runs this many
+            queries at a time, with the weights recomputed in the backward pass
+            (`MultiHeadAttention`): training memory of attention grows with T instead of T².
+            Defaults to `None` (plain attention).
         dtype: dtype policy. Defaults to the global policy.
 
     Returns:
@@ -68,6 +72,7 @@ class GPTBackbone(Backbone):
         "dropout",
         "layer_norm_epsilon",
         "activation",
+        "attention_chunk_size",
     )
 
     def __init__(
@@ -81,6 +86,7 @@ class GPTBackbone(Backbone):
         dropout=0.1,
         layer_norm_epsilon=1e-5,
         activation="gelu_approximate",
+        attention_chunk_size=None,
         dtype=None,
         **kwargs,
     ):
@@ -109,6 +115,7 @@ class GPTBackbone(Backbone):
                 dropout=dropout,
                 activation=activation,
                 layer_norm_epsilon=layer_norm_epsilon,
+                attention_chunk_size=attention_chunk_size,
                 normalize_first=True,
                 dtype=dtype,
                 name=f"transformer_block_{i}",
@@ -138,6 +145,7 @@ class GPTBackbone(Backbone):
         self.dropout = dropout
         self.layer_norm_epsilon = layer_norm_epsilon
         self.activation = activation
+        self.attention_chunk_size = attention_chunk_size
 
     def empty_cache(self, batch_size, length):
         """A zero key/value cache, (B, num_layers, 2, length, N, H/N), in the compute dtype."""

@@ -59,6 +59,9 @@ class Seq2SeqBackbone(Backbone):
         normalize_first: bool. Pre-norm blocks. Defaults to `False` (post-norm, original).
         position_encoding: `"sinusoidal"` (original) or `"learned"`. Defaults to
             `"sinusoidal"`.
+        attention_chunk_size: int or None. Attention (self and cross) over longer sequences
+            runs this many queries at a time, the weights recomputed in the backward pass
+            (`MultiHeadAttention`). Defaults to `None` (plain attention).
         dtype: dtype policy.
 
     Returns:
@@ -86,6 +89,7 @@ class Seq2SeqBackbone(Backbone):
         "activation",
         "normalize_first",
         "position_encoding",
+        "attention_chunk_size",
     )
 
     def __init__(
@@ -101,6 +105,7 @@ class Seq2SeqBackbone(Backbone):
         activation="relu",
         normalize_first=False,
         position_encoding="sinusoidal",
+        attention_chunk_size=None,
         dtype=None,
         **kwargs,
     ):
@@ -139,6 +144,7 @@ class Seq2SeqBackbone(Backbone):
             "activation": activation,
             "layer_norm_epsilon": layer_norm_epsilon,
             "normalize_first": normalize_first,
+            "attention_chunk_size": attention_chunk_size,
             "dtype": dtype,
         }
         self.encoder_blocks = [
@@ -178,6 +184,7 @@ class Seq2SeqBackbone(Backbone):
         self.layer_norm_epsilon = layer_norm_epsilon
         self.activation = activation
         self.normalize_first = normalize_first
+        self.attention_chunk_size = attention_chunk_size
         self.position_encoding = position_encoding
 
         # === Functional model ===
