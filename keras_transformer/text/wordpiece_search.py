@@ -1,107 +1,140 @@
 """Greedy longest-match-first WordPiece over a batch of words, in core TensorFlow ops.
 
 The layer in `wordpiece.py` looks whole words up first; this module splits the words that missed.
-It runs no loop per piece. Instead:
+It runs no loop per piece, cuts no substrings and hashes no strings. Instead:
 
-1. All words sit in one string, each after a marker byte: `"\\x00word0\\x00word1..."`. Every byte
-   of a word is a slot, and so is the end of each word (the next marker): slot s is byte s + 1.
-   A candidate at a word's first byte includes its marker, which is how word-initial pieces
-   differ from continuations in the table, without any string join.
-2. A prefix table (`PiecePrefixTable`) maps every byte prefix of every piece to the longest piece
-   that is a prefix of it. Because the set of keys is prefix-closed, "is this candidate a key" is
-   monotone in the candidate's length, so a binary search finds, at every slot of every word at
-   once, the longest piece starting there: about log2(longest piece in bytes) batched lookups.
-   Candidates are cut in bytes, not characters, so no op decodes UTF-8: a slot inside a
-   character is never reached by the chain below, and a piece, being whole characters, ends on
-   a character boundary.
-3. Pointer doubling then follows the greedy chain (piece start -> next piece start) from each
-   word's first byte: after k rounds the first 2**k piece starts of every word are marked.
+1. All words sit in one string, each after a NUL byte: `"\\x00word0\\x00word1..."`, decoded as
+   ISO-8859-1 (the identity on bytes) into one int tensor. Every byte of a word is a slot, and
+   so is the end of each word (the next NUL): slot s is byte s + 1.
+2. A piece's key is its bytes, after a NUL if it is word-initial (so word-initial pieces and
+   continuations differ), and every byte prefix of a key gets a number, shorter first. A prefix
+   of up to 7 bytes is looked up as its bytes packed little-endian into an int64; a longer one
+   as the number of its first 7 (then 12, 17, ...) bytes and its next up to 5 bytes packed. So
+   the lookups are exact integer ones. At every slot a binary search over 1 to 7 bytes (three
+   lookups: the set of prefixes is prefix-closed, so "the first n bytes are a prefix" is
+   monotone in n) finds the longest prefix starting there, the few slots whose prefix reaches
+   7 bytes look 5 bytes further, and so on; the prefix's number gives the longest piece that
+   starts there. A candidate running past its word holds the NUL byte and so is never a key.
+   Candidates are cut in bytes, not characters: a slot inside a character is never reached by
+   the chain below, and a piece, being whole characters, ends on a character boundary.
+3. From each word's first byte the greedy chain (piece start -> next piece start) is followed
+   by doubling: with the jump tables J, J^2, J^4, J^8, the first 16 chain slots of every word
+   come from 4 gathers, in order, one row per word. Only if some word has 16 pieces or more do
+   more rounds run.
 
 Every op works on the whole batch, so the graph stays small: inside `tf.data`, each op costs a
-few microseconds of dispatch whatever its size.
+few microseconds of dispatch whatever its size, and an integer lookup costs less than cutting
+and hashing a substring.
 """
 
 import tensorflow as tf
 
-from keras_transformer.text.string_ops import row_ids
-
-# Values in the prefix table: `id << 32 | length in bytes` of the longest piece that is a prefix
-# of the key; -1 if no piece is; NOT_A_PREFIX (the default) if the key is no prefix at all.
-NOT_A_PREFIX = -2
+# Bytes of a key packed into one int64 at the first level, and added by each further level.
+FIRST_LEVEL_BYTES = 7
+NEXT_LEVEL_BYTES = 5
+# Key of a longer prefix: `1 << 62 | number of the prefix it extends << 40 | packed bytes`.
+_NEXT_LEVEL_BIT = 1 << 62
+_NODE_SHIFT = 8 * NEXT_LEVEL_BYTES
+_MAX_PREFIXES = 1 << (62 - _NODE_SHIFT)
+# Values of `PiecePrefixTable.piece_values`: `id << 32 | length in bytes`; 0: no piece.
 _LENGTH_BITS = 32
-# A marker that begins word-initial keys; it cannot occur in a word (it is a split delimiter).
+_NO_PIECE = 0
+# Chain slots per word followed without a `tf.cond` (a power of 2).
+_CHAIN_SLOTS = 16
+# The byte before every word in the joined batch, and before word-initial keys. It cannot occur
+# in a word (it is a split delimiter), and vocabulary tokens may not hold it.
 WORD_START_MARKER = "\x00"
 
 
 class PiecePrefixTable(tf.Module):
-    """The byte-prefix table of a WordPiece vocabulary.
+    """The byte prefixes of a WordPiece vocabulary's pieces, numbered and keyed by integers.
 
-    Keys are all byte prefixes of word-initial pieces (after `WORD_START_MARKER`) and of
-    continuation pieces (without their suffix indicator). Each maps to the longest piece that is
-    a prefix of the key, encoded as `id << 32 | length in bytes`, or to -1.
+    Word-initial pieces are the tokens that do not start with the suffix indicator, keyed by
+    `WORD_START_MARKER` and their bytes; continuation pieces the others, keyed by their bytes
+    without the indicator. Every byte prefix of a key gets a number, shorter prefixes first;
+    `piece_values[number + 1]` is the longest piece that is a prefix of it, `id << 32 | length
+    in bytes` (without the marker), or 0.
 
     Args:
-        vocabulary: list of str. The tokens, in id order.
+        vocabulary: list of str. The tokens, in id order; no token may hold a NUL character.
         suffix_indicator: str. The prefix of continuation pieces, e.g. `"##"`.
         max_bytes_per_word: int. The longest word (in UTF-8 bytes) to be split: longer pieces
-            can never match and are left out; it also sets the number of pointer-doubling
-            rounds.
+            can never match and are left out; it also bounds the number of pieces of a word.
         name: str. The module name.
     """
 
     def __init__(self, vocabulary, suffix_indicator, max_bytes_per_word, name=None):
         super().__init__(name=name)
         marker = WORD_START_MARKER.encode()
-        pieces = {}  # UTF-8 key -> id; a later duplicate wins.
+        pieces = {}  # key -> (id, length in bytes); a later duplicate wins.
         for token_id, token in enumerate(vocabulary):
-            if not token.startswith(suffix_indicator):
-                key = marker + token.encode()
-            elif len(token) > len(suffix_indicator):
-                key = token[len(suffix_indicator) :].encode()
+            initial = not token.startswith(suffix_indicator)
+            data = (token if initial else token[len(suffix_indicator) :]).encode()
+            if marker in data:
+                raise ValueError(f"Vocabulary token {token!r} holds a NUL character.")
+            if 0 < len(data) <= max_bytes_per_word:
+                pieces[marker + data if initial else data] = (token_id, len(data))
+        # The bare marker is no prefix: it is never looked up (it starts no continuation).
+        prefixes = sorted(
+            {key[:n] for key in pieces for n in range(1 + key.startswith(marker), len(key) + 1)},
+            key=lambda prefix: (len(prefix), prefix),
+        )
+        if len(prefixes) > _MAX_PREFIXES:
+            raise ValueError(f"The vocabulary has too many piece prefixes ({len(prefixes)}).")
+        number = {prefix: i for i, prefix in enumerate(prefixes)}
+        piece_values = [_NO_PIECE]
+        for prefix in prefixes:  # Shorter first: the value of a prefix's parent is known.
+            if prefix in pieces:
+                token_id, length = pieces[prefix]
+                piece_values.append((token_id << _LENGTH_BITS) | length)
             else:
-                continue
-            if len(key) - key.startswith(marker) <= max_bytes_per_word:
-                pieces[key] = token_id
-        values = {}
-        for key in pieces:
-            skip = len(marker) if key.startswith(marker) else 0
-            for length in range(skip + 1, len(key) + 1):
-                values[key[:length]] = -1
-        for prefix in sorted(values, key=len):  # Shorter prefixes first.
-            skip = len(marker) if prefix.startswith(marker) else 0
-            own = pieces.get(prefix)
-            if own is not None:
-                values[prefix] = (own << _LENGTH_BITS) | (len(prefix) - skip)
-            elif len(prefix) > skip + 1:
-                values[prefix] = values[prefix[:-1]]
-        # The bare marker is never looked up (candidates hold a byte of a word): it only keeps
-        # the table non-empty.
-        keys = list(values) or [marker]
+                parent = number.get(prefix[:-1])
+                piece_values.append(_NO_PIECE if parent is None else piece_values[parent + 1])
+        self.piece_values = tf.constant(piece_values, tf.int64)
+        # Level j >= 1 extends prefixes of `level_offsets[j]` bytes, numbered from
+        # `level_numbers[j - 1]` on (numbers grow with length).
+        longest = max(map(len, prefixes), default=0)
+        self.level_offsets = list(range(FIRST_LEVEL_BYTES, longest, NEXT_LEVEL_BYTES))
+        self.level_numbers = [
+            next(i for i, prefix in enumerate(prefixes) if len(prefix) == offset)
+            for offset in self.level_offsets
+        ]
+        keys = [_key(prefix, number) for prefix in prefixes] or [-1]  # -1 is never looked up.
         self._table = tf.lookup.StaticHashTable(
             tf.lookup.KeyValueTensorInitializer(
-                tf.constant(keys, tf.string),
-                tf.constant([values.get(k, NOT_A_PREFIX) for k in keys], tf.int64),
+                tf.constant(keys, tf.int64), tf.range(len(keys), dtype=tf.int64)
             ),
-            default_value=NOT_A_PREFIX,
+            default_value=-1,
         )
-        initial = [len(k) - len(marker) for k in pieces if k.startswith(marker)]
-        continuation = [len(k) for k in pieces if not k.startswith(marker)]
-        self.max_initial_bytes = max(initial, default=0)
-        self.max_continuation_bytes = max(continuation, default=0)
-        longest = max(self.max_initial_bytes, self.max_continuation_bytes)
-        self.search_steps = max(1, longest.bit_length())  # ceil(log2(longest + 1))
-        # A word of n bytes has at most n pieces, so n + 1 chain slots: 2**rounds covers them.
-        self.doubling_steps = max(1, max_bytes_per_word.bit_length())
+        self.max_initial_bytes = max(
+            (n for k, (_, n) in pieces.items() if k[:1] == marker), default=0
+        )
+        self.max_continuation_bytes = max(
+            (n for k, (_, n) in pieces.items() if k[:1] != marker), default=0
+        )
+        # A word of n bytes has at most n pieces, so n + 1 chain slots.
+        self.chain_slots = max(_CHAIN_SLOTS, 1 << max_bytes_per_word.bit_length())
 
     def lookup(self, keys):
+        """Prefix numbers of int64 `keys` (-1 where a key is no prefix)."""
         return self._table.lookup(keys)
+
+
+def _key(prefix, number):
+    """The int64 key of a prefix (bytes), given the numbers of the prefixes."""
+    if len(prefix) <= FIRST_LEVEL_BYTES:
+        return int.from_bytes(prefix, "little")
+    extra = (len(prefix) - FIRST_LEVEL_BYTES - 1) // NEXT_LEVEL_BYTES
+    start = FIRST_LEVEL_BYTES + extra * NEXT_LEVEL_BYTES
+    packed = int.from_bytes(prefix[start:], "little")
+    return _NEXT_LEVEL_BIT | (number[prefix[:start]] << _NODE_SHIFT) | packed
 
 
 def greedy_word_pieces(words, table, oov_token_id):
     """Split words into WordPiece pieces, greedy longest-match-first, all words at once.
 
     Args:
-        words: string tensor of shape (M,): non-empty words, valid UTF-8, each at most
+        words: string tensor of shape (M,): non-empty words without NUL bytes, each at most
             `max_bytes_per_word` bytes (as given to `table`).
         table: `PiecePrefixTable`.
         oov_token_id: int. The id emitted, alone, for a word that pieces cannot cover.
@@ -111,52 +144,89 @@ def greedy_word_pieces(words, table, oov_token_id):
         all words in order, `word_index` (P,) the word of each piece, `rank` (P,) its position
         in the word, `counts` (M,) the number of pieces of each word.
     """
-    num_words = tf.size(words)
     num_bytes = tf.strings.length(words)  # (M,)
-    text = tf.strings.join(
-        [WORD_START_MARKER, tf.strings.reduce_join(words, separator=WORD_START_MARKER)]
-    )
-    word_splits = tf.concat([[0], tf.cumsum(num_bytes + 1)], axis=0)  # (M + 1,) slots per word.
-    num_slots = word_splits[-1]
-    slot_index = tf.range(num_slots)  # (S,)
-    slot_word = row_ids(word_splits, num_slots)
-    position = slot_index - tf.gather(word_splits, slot_word)  # Byte within the word.
-    remaining = tf.gather(num_bytes, slot_word) - position  # 0 at end slots.
-    first = tf.equal(position, 0)
-    first_int = tf.cast(first, tf.int32)
-    candidate_start = slot_index + 1 - first_int  # In `text`; the marker for a first byte.
-
-    # Binary search, one bit at a time from the highest: `length` is the longest candidate found
-    # to be a key so far (0 trivially); a probe past `cap` is clamped to `cap`.
-    cap = tf.minimum(
-        remaining, tf.where(first, table.max_initial_bytes, table.max_continuation_bytes)
-    )
-    length = tf.zeros_like(slot_index)
-    value = tf.fill(tf.shape(slot_index), tf.constant(-1, tf.int64))
-    for bit in reversed(range(table.search_steps)):
-        candidate = tf.minimum(length + (1 << bit), cap)
-        found_value = table.lookup(tf.strings.substr(text, candidate_start, candidate + first_int))
-        found = found_value > NOT_A_PREFIX
-        length = tf.where(found, candidate, length)
-        value = tf.where(found, found_value, value)
-    has_piece = value >= 0
+    text = tf.strings.reduce_join(tf.strings.join([WORD_START_MARKER, words]))
+    _, text_bytes = tf.raw_ops.UnicodeDecode(
+        input=text, input_encoding="ISO-8859-1", errors="strict", Tsplits=tf.int32
+    )  # (S,): byte s + 1 is at slot s; a word's end slot holds the next NUL (or none).
+    prefix = _longest_prefixes(text_bytes, table)
+    value = tf.gather(table.piece_values, prefix + 1)  # The longest piece at every slot.
     piece_bytes = tf.cast(tf.bitwise.bitwise_and(value, (1 << _LENGTH_BITS) - 1), tf.int32)
-    jump = tf.where(has_piece, slot_index + piece_bytes, slot_index)
+    jump = tf.range(tf.size(text_bytes)) + piece_bytes  # No piece: the slot jumps to itself.
+    word_start = tf.cumsum(num_bytes + 1, exclusive=True)  # (M,) The slot of its first byte.
+    chain = _chains(word_start, jump, table.chain_slots)  # (M, K)
 
-    # Pointer doubling: `reached` gains the targets of its slots, then every jump doubles.
-    reached = first_int
-    for _ in range(table.doubling_steps):
-        reached = tf.maximum(reached, tf.math.unsorted_segment_max(reached, jump, num_slots))
-        jump = tf.gather(jump, jump)
-    starts = (reached > 0) & (remaining > 0)  # The greedy piece starts.
-    stuck = tf.cast(starts & ~has_piece, tf.int32)  # No piece fits: the word is unknown.
-    failed = tf.math.unsorted_segment_max(stuck, slot_word, num_words) > 0
-    slot_failed = tf.gather(failed, slot_word)
-    emit = tf.where(slot_failed, first, starts)
-    piece_id = tf.cast(tf.bitwise.right_shift(value, _LENGTH_BITS), tf.int32)
-    ids = tf.where(slot_failed, oov_token_id, piece_id)
-    emitted = tf.cast(tf.where(emit)[:, 0], tf.int32)
-    word_index = tf.gather(slot_word, emitted)
-    counts = tf.math.unsorted_segment_sum(tf.cast(emit, tf.int32), slot_word, num_words)
-    rank = tf.range(tf.size(emitted)) - tf.gather(tf.cumsum(counts, exclusive=True), word_index)
-    return tf.gather(ids, emitted), word_index, rank, counts
+    # Row i holds word i's piece starts, then its last slot repeated: the end slot if pieces
+    # cover the word, else the slot where no piece fits.
+    chain_value = tf.gather(value, chain)
+    failed = tf.not_equal(chain[:, -1], word_start + num_bytes)[:, None]
+    first_column = tf.equal(tf.range(tf.shape(chain)[1]), 0)[None, :]
+    emit = tf.where(failed, first_column, tf.not_equal(chain_value, _NO_PIECE))
+    piece_id = tf.cast(tf.bitwise.right_shift(chain_value, _LENGTH_BITS), tf.int32)
+    emitted = tf.where(emit)  # (P, 2): word, rank.
+    ids = tf.gather_nd(tf.where(failed, oov_token_id, piece_id), emitted)
+    emitted = tf.cast(emitted, tf.int32)
+    counts = tf.reduce_sum(tf.cast(emit, tf.int32), axis=1)
+    return ids, emitted[:, 0], emitted[:, 1], counts
+
+
+def _longest_prefixes(text_bytes, table):
+    """The number of the longest key prefix at every slot (-1 if none), by binary search."""
+    num_slots = tf.size(text_bytes)
+    # `packed[t]`: bytes t ... t + 7 little-endian, in three doublings of the width.
+    packed = tf.pad(tf.cast(text_bytes, tf.int64), [[0, 9]])
+    for width in (1, 2, 4):
+        packed = tf.bitwise.bitwise_or(
+            packed[:-width], tf.bitwise.left_shift(packed[width:], 8 * width)
+        )
+    # Word-initial slots look up from the NUL before them, the others from their own byte; an
+    # end slot (its own byte a NUL) from nothing, which is no key.
+    initial = tf.equal(text_bytes, 0)
+    start = tf.range(num_slots) + 1 - tf.cast(initial, tf.int32)
+    own = packed[1 : num_slots + 1]
+    own = tf.where(tf.equal(tf.bitwise.bitwise_and(own, 0xFF), 0), tf.zeros_like(own), own)
+    base = tf.where(initial, packed[:num_slots], own)
+    mask = tf.constant((1 << 32) - 1, tf.int64)  # The first probe: 4 bytes.
+    prefix = table.lookup(tf.bitwise.bitwise_and(base, mask))
+    mask = tf.where(prefix >= 0, mask, tf.constant(0, tf.int64))
+    for bits in (16, 8):  # Then 2 bytes more or fewer, then 1.
+        candidate = tf.bitwise.bitwise_or(tf.bitwise.left_shift(mask, bits), (1 << bits) - 1)
+        found = table.lookup(tf.bitwise.bitwise_and(base, candidate))
+        mask = tf.where(found >= 0, candidate, mask)
+        prefix = tf.maximum(prefix, found)  # A longer prefix has a larger number.
+    masks = tf.constant([(1 << (8 * n)) - 1 for n in range(1, NEXT_LEVEL_BYTES + 1)], tf.int64)
+    for offset, lowest in zip(table.level_offsets, table.level_numbers, strict=True):
+        # Only slots whose prefix reached `offset` bytes look further: 1 to 5 bytes more.
+        rows = tf.where(prefix >= lowest)[:, 0]
+        node = tf.gather(prefix, rows)
+        further = tf.gather(packed, tf.gather(start, rows) + offset)
+        node_bits = tf.bitwise.left_shift(node, _NODE_SHIFT) + _NEXT_LEVEL_BIT
+        keys = tf.bitwise.bitwise_or(
+            tf.bitwise.bitwise_and(further[:, None], masks), node_bits[:, None]
+        )
+        found = tf.reduce_max(table.lookup(keys), axis=1)
+        prefix = tf.tensor_scatter_nd_max(prefix, rows[:, None], found)
+    return prefix
+
+
+def _chains(word_start, jump, chain_slots):
+    """The first chain slots of every word, `(M, K)`: K is 16, or `chain_slots` if needed."""
+
+    def follow(chain, power, slots):
+        # `power` is J^(chain width): each doubling appends the next width slots of every row.
+        while chain.shape[1] < slots:
+            chain = tf.concat([chain, tf.gather(power, chain)], axis=1)
+            if chain.shape[1] < slots:
+                power = tf.gather(power, power)
+        return chain, power
+
+    chain, power = follow(word_start[:, None], jump, _CHAIN_SLOTS)
+    if chain_slots <= _CHAIN_SLOTS:
+        return chain
+    last = chain[:, -1]
+    goes_on = tf.reduce_any(tf.not_equal(tf.gather(jump, last), last))
+    return tf.cond(
+        goes_on,
+        lambda: follow(chain, tf.gather(power, power), chain_slots)[0],
+        lambda: chain,
+    )
