@@ -171,6 +171,14 @@ def publishing(args):
     return not args.no_publish and (args.publish or not getattr(args, "quick", False))
 
 
+def print_and_publish(args, name, text, source):
+    """Prints `text` and, if `publishing(args)`, writes it into block `name` of `args.docs`."""
+    print(text)
+    if publishing(args):
+        replace_block(args.docs, name, text, source=source)
+        print(f"[{source.rsplit('.', 1)[-1]}] published in {args.docs}")
+
+
 def check_or_exit(targets):
     """`check_blocks`, or one `error: ...` line on stderr and exit status 2."""
     try:

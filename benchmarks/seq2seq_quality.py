@@ -34,7 +34,12 @@ import tempfile
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from benchmarks.common import load_average, machine_description, markdown_table  # noqa: E402
-from benchmarks.publish import add_arguments, check_or_exit, publishing, replace_block  # noqa: E402
+from benchmarks.publish import (  # noqa: E402
+    add_arguments,
+    check_or_exit,
+    print_and_publish,
+    publishing,
+)
 from workflows import main_job, seq2seq  # noqa: E402
 
 BLOCK = "seq2seq_quality"
@@ -204,10 +209,7 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as folder:
         rows = run(args, folder)
     text = report(rows, args, load_start)
-    print(text)
-    if publishing(args):
-        replace_block(args.docs, BLOCK, text, source="benchmarks.seq2seq_quality")
-        print(f"[seq2seq_quality] published in {args.docs}")
+    print_and_publish(args, BLOCK, text, source="benchmarks.seq2seq_quality")
 
 
 if __name__ == "__main__":

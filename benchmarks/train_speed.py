@@ -154,28 +154,51 @@ def step_flops(model, size, args):
 # === Models and data ===
 
 
+def build_model(side, model, size, vocabulary_size, max_sequence_length=None, **options):
+    """Our model (`side="ours"`) or keras-hub's, compiled as this benchmark trains both.
+
+    Built under the current global dtype policy; `options` go to our backbone (for example
+    `attention_chunk_size`). `max_sequence_length` defaults to 512 (BERT) and 1024 (GPT).
+    """
+    if max_sequence_length is None:
+        max_sequence_length = 512 if model == "bert" else 1024
+    common = dict(
+        vocabulary_size=vocabulary_size,
+        dropout=DROPOUT,
+        max_sequence_length=max_sequence_length,
+        **size,
+    )
+    if side == "ours":
+        if model == "bert":
+            built = BertMaskedLM(BertBackbone(**common, **options))
+        else:
+            built = GPTCausalLM(GPTBackbone(**common, **options))
+        optimizer = FusedAdamW
+    else:
+        if model == "bert":
+            built = keras_hub.models.BertMaskedLM(
+                keras_hub.models.BertBackbone(**common), preprocessor=None
+            )
+        else:
+            built = keras_hub.models.GPT2CausalLM(
+                keras_hub.models.GPT2Backbone(**common), preprocessor=None
+            )
+        optimizer = keras.optimizers.AdamW
+    # Both classes' `compile` pass explicit arguments through to `keras.Model.compile`.
+    built.compile(
+        optimizer=optimizer(LEARNING_RATE, weight_decay=WEIGHT_DECAY),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        weighted_metrics=None,
+        jit_compile=False,
+    )
+    return built
+
+
 def build_models(model, size, args):
     """Our model and keras-hub's, built fresh under the current global dtype policy."""
-    common = dict(vocabulary_size=args.vocabulary_size, dropout=DROPOUT, **size)
-    if model == "bert":
-        ours = BertMaskedLM(BertBackbone(max_sequence_length=512, **common))
-        theirs = keras_hub.models.BertMaskedLM(
-            keras_hub.models.BertBackbone(max_sequence_length=512, **common), preprocessor=None
-        )
-    else:
-        ours = GPTCausalLM(GPTBackbone(max_sequence_length=1024, **common))
-        theirs = keras_hub.models.GPT2CausalLM(
-            keras_hub.models.GPT2Backbone(max_sequence_length=1024, **common), preprocessor=None
-        )
-    for m, optimizer in ((ours, FusedAdamW), (theirs, keras.optimizers.AdamW)):
-        # Both classes' `compile` pass explicit arguments through to `keras.Model.compile`.
-        m.compile(
-            optimizer=optimizer(LEARNING_RATE, weight_decay=WEIGHT_DECAY),
-            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-            weighted_metrics=None,
-            jit_compile=False,
-        )
-    return ours, theirs
+    return tuple(
+        build_model(side, model, size, args.vocabulary_size) for side in ("ours", "keras-hub")
+    )
 
 
 def make_batch(model, args):

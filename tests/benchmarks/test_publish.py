@@ -110,6 +110,21 @@ def test_publishing_follows_the_flags():
     assert (args.docs, args.readme) == ("docs/BENCHMARKS.md", "README.md")
 
 
+def test_print_and_publish_prints_always_and_writes_only_when_publishing(tmp_path, capsys):
+    parser = __import__("argparse").ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    publish.add_arguments(parser)
+    page = tmp_path / "page.md"
+    page.write_text(PAGE)
+    quick = parser.parse_args(["--quick", "--docs", str(page)])
+    publish.print_and_publish(quick, "figures", "quick figures", source="benchmarks.demo")
+    assert page.read_text() == PAGE and capsys.readouterr().out == "quick figures\n"
+    full = parser.parse_args(["--docs", str(page)])
+    publish.print_and_publish(full, "figures", "new figures", source="benchmarks.demo")
+    assert "new figures" in page.read_text() and "old figures" not in page.read_text()
+    assert capsys.readouterr().out == f"new figures\n[demo] published in {page}\n"
+
+
 # A report as workflows/report.py writes it (sections abridged to what the block reads).
 REPORT = """# Main job report (default profile)
 
