@@ -10,10 +10,17 @@ Only text that needs it takes the slow path: a regex gate sends ASCII and other 
 straight through, so English text pays for one RE2 scan.
 """
 
+import functools
+import unicodedata
+
 import tensorflow as tf
 
 from keras_transformer.text.string_ops import join_rows, split_characters
-from keras_transformer.text.unicode_tables import get_unicode_tables, ranges_to_regex_class
+from keras_transformer.text.unicode_tables import (
+    _to_ranges,
+    get_unicode_tables,
+    ranges_to_regex_class,
+)
 
 # The string table's default: no character maps to it.
 _UNMAPPED = "\x00"
@@ -74,6 +81,32 @@ class _CodePointMap(tf.Module):
         return tf.RaggedTensor.from_row_splits(new_flat, new_splits, validate=False)
 
 
+class CharacterMap(tf.Module):
+    """Replaces characters of strings by strings, from a table; other characters are kept.
+
+    Args:
+        mapping: dict. Code point to its replacement (str, possibly empty).
+        name: str. The module name.
+    """
+
+    def __init__(self, mapping, name=None):
+        super().__init__(name=name)
+        keys = sorted(mapping) or [ord(_UNMAPPED)]  # A table cannot be empty.
+        self._table = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(
+                tf.constant([chr(k) for k in keys]),
+                tf.constant([mapping.get(k, _UNMAPPED) for k in keys]),
+            ),
+            default_value=_UNMAPPED,
+        )
+
+    def __call__(self, text):
+        """Map every character of `text`, a string tensor of shape (N,) in valid UTF-8."""
+        chars, row_splits = split_characters(text)  # (C,), (N + 1,)
+        mapped = self._table.lookup(chars)
+        return join_rows(tf.where(tf.equal(mapped, _UNMAPPED), chars, mapped), row_splits)
+
+
 class UnicodeNormalizer(tf.Module):
     """NFD accent stripping and NFKC_Casefold lower-casing, built from core TensorFlow ops.
 
@@ -111,13 +144,8 @@ class UnicodeNormalizer(tf.Module):
             ),
             default_value=-1,
         )
-        keys = sorted(tables.nfd)
-        self._nfd_strings = tf.lookup.StaticHashTable(
-            tf.lookup.KeyValueTensorInitializer(
-                tf.constant([chr(k) for k in keys]),
-                tf.constant(["".join(map(chr, tables.nfd[k])) for k in keys]),
-            ),
-            default_value=_UNMAPPED,
+        self._nfd_strings = CharacterMap(
+            {k: "".join(map(chr, v)) for k, v in tables.nfd.items()}, name="nfd_strings"
         )
         self._spacing_mark_class = ranges_to_regex_class(tables.spacing_mark_ranges)
         self._casefold_gate = ranges_to_regex_class(tables.casefold_trigger_ranges)
@@ -136,9 +164,7 @@ class UnicodeNormalizer(tf.Module):
         Returns:
             string `tf.Tensor` of shape (N,).
         """
-        chars, row_splits = split_characters(text)  # (C,), (N + 1,)
-        mapped = self._nfd_strings.lookup(chars)
-        decomposed = join_rows(tf.where(tf.equal(mapped, _UNMAPPED), chars, mapped), row_splits)
+        decomposed = self._nfd_strings(text)
         reorder = tf.strings.regex_full_match(text, ".*" + self._spacing_mark_class + ".*")
         exact = apply_where(reorder, text, self._nfd_exact)
         decomposed = tf.where(reorder, exact, decomposed)
@@ -247,3 +273,107 @@ def apply_where(needs, text, fn):
         return tf.tensor_scatter_nd_update(text, tf.expand_dims(indices, 1), changed)
 
     return tf.cond(tf.size(indices) > 0, apply, lambda: text)
+
+
+# ASCII whitespace: what `tf.strings.split` (and so a tokenizer's word split) splits on.
+_ASCII_WHITESPACE = frozenset(" \t\n\x0b\x0c\r")
+
+
+def _is_other_whitespace(code_point):
+    """Control (`\\p{Cc}`, not ASCII whitespace) and format (`\\p{Cf}`) characters."""
+    if code_point <= 0x08 or 0x0E <= code_point <= 0x1F or 0x7F <= code_point <= 0x9F:
+        return True
+    return unicodedata.category(chr(code_point)) == "Cf"
+
+
+@functools.lru_cache(maxsize=16)
+def word_character_map(strip_accents, lowercase, kept_ranges):
+    """The per-character form of a word tokenizer's normalization, where it is exact.
+
+    The tokenizers normalize a string in steps: control and format characters become spaces;
+    if `strip_accents`, each character is decomposed (NFD) and nonspacing marks are removed
+    (`UnicodeNormalizer.strip_accents`); the text is split into words on ASCII whitespace and
+    around kept characters (punctuation, CJK); if `lowercase`, each word is case folded
+    (`UnicodeNormalizer.case_fold`). For most characters the whole chain acts on each
+    character alone, so a string made only of them is normalized by one table lookup per
+    character, before splitting. A character is left out ("not covered") when that is not
+    exact: accent stripping reorders spacing marks; case folding composes or reorders across
+    characters (a result that starts with a combining mark or the second half of a canonical
+    composition); a result that splits into other words than the character did; and characters
+    unassigned in this Python's Unicode (a newer Unicode elsewhere may know them), private use
+    aside. U+FFFD is left out too, so that strings with invalid UTF-8 take the exact path.
+
+    Args:
+        strip_accents: bool.
+        lowercase: bool. ASCII letters are expected to be lower-cased beforehand.
+        kept_ranges: tuple of `(low, high)` code point ranges that are words on their own
+            besides `\\p{P}` (ASCII symbols, CJK ideographs).
+
+    Returns:
+        `(mapping, covered)`: `{code point: str}` for the characters whose result differs from
+        themselves, and the covered characters as a tuple of `(low, high)` ranges.
+    """
+    tables = get_unicode_tables()
+    seconds = {second for _, second in tables.composition}
+    spacing_marks = _range_set(tables.spacing_mark_ranges)
+    triggers = _range_set(tables.casefold_trigger_ranges)
+    kept = _range_set(kept_ranges)
+
+    def kind(char):
+        if char in _ASCII_WHITESPACE:
+            return "space"
+        if ord(char) in kept or unicodedata.category(char).startswith("P"):
+            return "kept"
+        return "word"
+
+    def case_fold(word):  # `UnicodeNormalizer.case_fold` on one word; and its first code point.
+        word = "".join(c.lower() if c.isascii() else c for c in word)
+        if not any(ord(c) in triggers for c in word):
+            return word, word[:1]
+        mapped = "".join(chr(m) for c in word for m in tables.casefold.get(ord(c), (ord(c),)))
+        return unicodedata.normalize("NFC", mapped), mapped[:1]
+
+    def normalize(code_point):  # The result, or None if not covered.
+        char = chr(code_point)
+        if _is_other_whitespace(code_point):
+            return " "
+        if strip_accents:
+            if code_point in spacing_marks:
+                return None
+            decomposed = map(chr, tables.nfd.get(code_point, (code_point,)))
+            char = "".join(c for c in decomposed if unicodedata.category(c) != "Mn")
+        kinds = set(map(kind, char))
+        if not lowercase or kinds <= {"space"}:
+            return char
+        folded, head = case_fold(char)
+        if kinds == {"kept"} and len(char) == 1:
+            return folded if len(folded) == 1 and kind(folded) == "kept" else None
+        if kinds != {"word"} or set(map(kind, folded)) - {"word"}:
+            return None
+        if head and (tables.combining_class.get(ord(head)) or ord(head) in seconds):
+            return None
+        return folded
+
+    special = set(tables.nfd) | set(tables.casefold) | set(tables.combining_class) | seconds | kept
+    mapping, covered = {}, []
+    for code_point in range(0x110000):
+        if 0xD800 <= code_point <= 0xDFFF or code_point == 0xFFFD:
+            continue
+        if code_point < 0x80 and not _is_other_whitespace(code_point):
+            covered.append(code_point)  # ASCII, lower-cased beforehand.
+            continue
+        category = unicodedata.category(chr(code_point))
+        if category == "Cn":
+            continue
+        if code_point in special or category in ("Cc", "Cf") or category[0] in "PM":
+            result = normalize(code_point)
+            if result is None:
+                continue
+            if result != chr(code_point):
+                mapping[code_point] = result
+        covered.append(code_point)
+    return mapping, _to_ranges(covered)
+
+
+def _range_set(ranges):
+    return {code_point for low, high in ranges for code_point in range(low, high + 1)}

@@ -3,7 +3,12 @@
 import keras
 import tensorflow as tf
 
-from keras_transformer.text.normalization import UnicodeNormalizer, apply_where
+from keras_transformer.text.normalization import (
+    CharacterMap,
+    UnicodeNormalizer,
+    apply_where,
+    word_character_map,
+)
 from keras_transformer.text.string_ops import (
     join_rows,
     row_ids,
@@ -11,6 +16,7 @@ from keras_transformer.text.string_ops import (
     to_ragged_ids,
     to_string_tensor,
 )
+from keras_transformer.text.unicode_tables import ranges_to_regex_class
 from keras_transformer.text.vocabulary import UNK_TOKEN, load_vocabulary, validate_vocabulary
 from keras_transformer.text.vocabulary_tokenizer import VocabularyTokenizer
 from keras_transformer.text.wordpiece_search import PiecePrefixTable, greedy_word_pieces
@@ -19,10 +25,19 @@ from keras_transformer.text.wordpiece_search import PiecePrefixTable, greedy_wor
 # `keras_hub/src/tokenizers/word_piece_tokenizer.py`). RE2's `\s` is ASCII whitespace only.
 WHITESPACE_REGEX = r"\s|\p{Cc}|\p{Cf}"
 PUNCTUATION_REGEX = r"[!-/]|[:-@]|[\[-`]|[{-~]|[\p{P}]"
-CJK_REGEX = (
-    r"[\x{4E00}-\x{9FFF}]|[\x{3400}-\x{4DBF}]|[\x{20000}-\x{2A6DF}]|[\x{2A700}-\x{2B73F}]"
-    r"|[\x{2B740}-\x{2B81F}]|[\x{2B820}-\x{2CEAF}]|[\x{F900}-\x{FAFF}]|[\x{2F800}-\x{2FA1F}]"
+# The code points of CJK_REGEX, and of the ASCII symbols in PUNCTUATION_REGEX.
+CJK_RANGES = (
+    (0x4E00, 0x9FFF),
+    (0x3400, 0x4DBF),
+    (0x20000, 0x2A6DF),
+    (0x2A700, 0x2B73F),
+    (0x2B740, 0x2B81F),
+    (0x2B820, 0x2CEAF),
+    (0xF900, 0xFAFF),
+    (0x2F800, 0x2FA1F),
 )
+_ASCII_SYMBOL_RANGES = ((0x21, 0x2F), (0x3A, 0x40), (0x5B, 0x60), (0x7B, 0x7E))
+CJK_REGEX = "|".join(f"[\\x{{{low:X}}}-\\x{{{high:X}}}]" for low, high in CJK_RANGES)
 # Printable ASCII and ASCII whitespace: text that needs no Unicode normalization.
 _CLEAN_ASCII_REGEX = r"[\t\n\x0b\f\r -~]*"
 # The delimiters of WHITESPACE_REGEX that `tf.strings.split` does not split on: control
@@ -151,6 +166,10 @@ class WordPieceTokenizer(VocabularyTokenizer):
         self._normalizer = (
             UnicodeNormalizer(name="unicode_normalizer") if lowercase or strip_accents else None
         )
+        kept = _ASCII_SYMBOL_RANGES + (CJK_RANGES if split_on_cjk else ())
+        mapping, covered = word_character_map(strip_accents, lowercase, kept)
+        self._character_map = CharacterMap(mapping, name="character_map")
+        self._covered_pattern = ranges_to_regex_class(covered) + "*"
         self._vocab_table = tf.lookup.StaticHashTable(
             tf.lookup.KeyValueTensorInitializer(
                 tf.constant(vocabulary), tf.range(len(vocabulary), dtype=tf.int32)
@@ -206,19 +225,37 @@ class WordPieceTokenizer(VocabularyTokenizer):
         with tf.name_scope("unicode"):
             # Most text is printable ASCII: it skips the Unicode steps (one regex scan decides).
             clean = tf.strings.regex_full_match(inputs, _CLEAN_ASCII_REGEX)
-            text = apply_where(~clean, inputs, self._normalize_unclean)
+            text = tf.strings.lower(inputs) if self.lowercase else inputs  # ASCII A-Z.
+            unclean = tf.where(~clean)[:, 0:1]  # (K, 1)
+            normalized, exact = self._normalize_unclean(tf.gather_nd(text, unclean))
+            text = tf.tensor_scatter_nd_update(text, unclean, normalized)
         with tf.name_scope("split"):
             # Surround kept delimiters (punctuation, CJK) with spaces, split on ASCII whitespace.
             text = tf.strings.regex_replace(text, self._keep_pattern, r" \0 ")
             words, word_row, row_splits = split_whitespace(text)
         if self.lowercase:
             with tf.name_scope("lowercase"):
-                words = tf.strings.lower(words)  # ASCII A-Z.
-                unclean_word = ~tf.gather(clean, word_row)
-                words = apply_where(unclean_word, words, self._normalizer.case_fold)
+                # Only the words of strings that took the exact path are still to case fold.
+                exact = tf.tensor_scatter_nd_update(tf.zeros_like(clean), unclean, exact)
+                words = apply_where(tf.gather(exact, word_row), words, self._normalizer.case_fold)
         return words, word_row, row_splits
 
     def _normalize_unclean(self, text):
+        """Normalize strings that are not printable ASCII, before splitting.
+
+        Strings of characters that the per-character table covers (nearly all text) are
+        mapped in one lookup per character: control characters to spaces, accents stripped and
+        case folded (`word_character_map`). The others take the exact path (`_normalize_exact`)
+        and are case folded word by word after splitting.
+
+        Returns:
+            `(text, exact)`: the strings, and whether each took the exact path.
+        """
+        exact = ~tf.strings.regex_full_match(text, self._covered_pattern)
+        mapped = tf.where(exact, text, self._character_map(text))
+        return apply_where(exact, mapped, self._normalize_exact), exact
+
+    def _normalize_exact(self, text):
         """Steps 1-2 and control characters, for strings that are not printable ASCII."""
         text = tf.strings.unicode_transcode(
             text, "UTF-8", "UTF-8", errors="replace", replacement_char=REPLACEMENT_CHARACTER
