@@ -36,9 +36,9 @@ NEXT_LEVEL_BYTES = 5
 _NEXT_LEVEL_BIT = 1 << 62
 _NODE_SHIFT = 8 * NEXT_LEVEL_BYTES
 _MAX_PREFIXES = 1 << (62 - _NODE_SHIFT)
-# Values of `PiecePrefixTable.piece_values`: `id << 32 | length in bytes`; 0: no piece.
-_LENGTH_BITS = 32
-_NO_PIECE = 0
+# Looked-up values: `(number + 1) << 16 | length in bytes of the longest piece that is a prefix
+# of it` (0 without one); 0: no prefix. A longer prefix has a larger number, so a larger value.
+_LENGTH_BITS = 16
 # Chain slots per word followed without a `tf.cond` (a power of 2).
 _CHAIN_SLOTS = 16
 # The byte before every word in the joined batch, and before word-initial keys. It cannot occur
@@ -51,9 +51,9 @@ class PiecePrefixTable(tf.Module):
 
     Word-initial pieces are the tokens that do not start with the suffix indicator, keyed by
     `WORD_START_MARKER` and their bytes; continuation pieces the others, keyed by their bytes
-    without the indicator. Every byte prefix of a key gets a number, shorter prefixes first;
-    `piece_values[number + 1]` is the longest piece that is a prefix of it, `id << 32 | length
-    in bytes` (without the marker), or 0.
+    without the indicator. Every byte prefix of a key gets a number, shorter prefixes first, and
+    is looked up as `(number + 1) << 16 | length`, with the length in bytes (without the marker)
+    of the longest piece that is a prefix of it, whose id is `piece_ids[value >> 16]`.
 
     Args:
         vocabulary: list of str. The tokens, in id order; no token may hold a NUL character.
@@ -81,16 +81,23 @@ class PiecePrefixTable(tf.Module):
         )
         if len(prefixes) > _MAX_PREFIXES:
             raise ValueError(f"The vocabulary has too many piece prefixes ({len(prefixes)}).")
+        if max_bytes_per_word >= 1 << _LENGTH_BITS:
+            raise ValueError(
+                f"`max_bytes_per_word` must be below {1 << _LENGTH_BITS}. "
+                f"Received: max_bytes_per_word={max_bytes_per_word}"
+            )
         number = {prefix: i for i, prefix in enumerate(prefixes)}
-        piece_values = [_NO_PIECE]
-        for prefix in prefixes:  # Shorter first: the value of a prefix's parent is known.
-            if prefix in pieces:
-                token_id, length = pieces[prefix]
-                piece_values.append((token_id << _LENGTH_BITS) | length)
-            else:
-                parent = number.get(prefix[:-1])
-                piece_values.append(_NO_PIECE if parent is None else piece_values[parent + 1])
-        self.piece_values = tf.constant(piece_values, tf.int64)
+        longest_piece = []  # (id, length) of the longest piece that is a prefix, per prefix.
+        for prefix in prefixes:  # Shorter first: the longest piece of a prefix's parent is known.
+            parent = number.get(prefix[:-1])
+            inherited = (None, 0) if parent is None else longest_piece[parent]
+            longest_piece.append(pieces.get(prefix, inherited))
+        values = [((i + 1) << _LENGTH_BITS) | length for i, (_, length) in enumerate(longest_piece)]
+        # `piece_ids[value >> 16]`: the id of that piece (-1 for none and for no prefix).
+        self.piece_ids = tf.constant(
+            [-1] + [-1 if token_id is None else token_id for token_id, _ in longest_piece],
+            tf.int32,
+        )
         # Level j >= 1 extends prefixes of `level_offsets[j]` bytes, numbered from
         # `level_numbers[j - 1]` on (numbers grow with length).
         longest = max(map(len, prefixes), default=0)
@@ -102,9 +109,9 @@ class PiecePrefixTable(tf.Module):
         keys = [_key(prefix, number) for prefix in prefixes] or [-1]  # -1 is never looked up.
         self._table = tf.lookup.StaticHashTable(
             tf.lookup.KeyValueTensorInitializer(
-                tf.constant(keys, tf.int64), tf.range(len(keys), dtype=tf.int64)
+                tf.constant(keys, tf.int64), tf.constant(values or [0], tf.int64)
             ),
-            default_value=-1,
+            default_value=0,
         )
         self.max_initial_bytes = max(
             (n for k, (_, n) in pieces.items() if k[:1] == marker), default=0
@@ -116,7 +123,7 @@ class PiecePrefixTable(tf.Module):
         self.chain_slots = max(_CHAIN_SLOTS, 1 << max_bytes_per_word.bit_length())
 
     def lookup(self, keys):
-        """Prefix numbers of int64 `keys` (-1 where a key is no prefix)."""
+        """The values of int64 `keys` (0 where a key is no prefix)."""
         return self._table.lookup(keys)
 
 
@@ -149,29 +156,30 @@ def greedy_word_pieces(words, table, oov_token_id):
     _, text_bytes = tf.raw_ops.UnicodeDecode(
         input=text, input_encoding="ISO-8859-1", errors="strict", Tsplits=tf.int32
     )  # (S,): byte s + 1 is at slot s; a word's end slot holds the next NUL (or none).
-    prefix = _longest_prefixes(text_bytes, table)
-    value = tf.gather(table.piece_values, prefix + 1)  # The longest piece at every slot.
+    value = _longest_prefixes(text_bytes, table)  # The longest piece at every slot.
     piece_bytes = tf.cast(tf.bitwise.bitwise_and(value, (1 << _LENGTH_BITS) - 1), tf.int32)
     jump = tf.range(tf.size(text_bytes)) + piece_bytes  # No piece: the slot jumps to itself.
     word_start = tf.cumsum(num_bytes + 1, exclusive=True)  # (M,) The slot of its first byte.
     chain = _chains(word_start, jump, table.chain_slots)  # (M, K)
 
     # Row i holds word i's piece starts, then its last slot repeated: the end slot if pieces
-    # cover the word, else the slot where no piece fits.
-    chain_value = tf.gather(value, chain)
-    failed = tf.not_equal(chain[:, -1], word_start + num_bytes)[:, None]
-    first_column = tf.equal(tf.range(tf.shape(chain)[1]), 0)[None, :]
-    emit = tf.where(failed, first_column, tf.not_equal(chain_value, _NO_PIECE))
-    piece_id = tf.cast(tf.bitwise.right_shift(chain_value, _LENGTH_BITS), tf.int32)
+    # cover the word, else the slot where no piece fits. A start is followed by a later slot.
+    moves = tf.pad(tf.not_equal(chain[:, 1:], chain[:, :-1]), [[0, 0], [0, 1]])
+    failed = tf.not_equal(chain[:, -1], word_start + num_bytes)
+    first_column = tf.equal(tf.range(tf.shape(chain)[1]), 0)
+    emit = tf.where(failed[:, None], first_column[None, :], moves)
     emitted = tf.where(emit)  # (P, 2): word, rank.
-    ids = tf.gather_nd(tf.where(failed, oov_token_id, piece_id), emitted)
+    start_value = tf.gather(value, tf.gather_nd(chain, emitted))
+    piece_id = tf.gather(table.piece_ids, tf.bitwise.right_shift(start_value, _LENGTH_BITS))
     emitted = tf.cast(emitted, tf.int32)
+    word_index = emitted[:, 0]
+    ids = tf.where(tf.gather(failed, word_index), oov_token_id, piece_id)
     counts = tf.reduce_sum(tf.cast(emit, tf.int32), axis=1)
-    return ids, emitted[:, 0], emitted[:, 1], counts
+    return ids, word_index, emitted[:, 1], counts
 
 
 def _longest_prefixes(text_bytes, table):
-    """The number of the longest key prefix at every slot (-1 if none), by binary search."""
+    """The value of the longest key prefix at every slot (0 if none), by binary search."""
     num_slots = tf.size(text_bytes)
     # `packed[t]`: bytes t ... t + 7 little-endian, in three doublings of the width.
     packed = tf.pad(tf.cast(text_bytes, tf.int64), [[0, 9]])
@@ -187,26 +195,26 @@ def _longest_prefixes(text_bytes, table):
     own = tf.where(tf.equal(tf.bitwise.bitwise_and(own, 0xFF), 0), tf.zeros_like(own), own)
     base = tf.where(initial, packed[:num_slots], own)
     mask = tf.constant((1 << 32) - 1, tf.int64)  # The first probe: 4 bytes.
-    prefix = table.lookup(tf.bitwise.bitwise_and(base, mask))
-    mask = tf.where(prefix >= 0, mask, tf.constant(0, tf.int64))
+    value = table.lookup(tf.bitwise.bitwise_and(base, mask))
+    mask = tf.where(value > 0, mask, tf.constant(0, tf.int64))
     for bits in (16, 8):  # Then 2 bytes more or fewer, then 1.
         candidate = tf.bitwise.bitwise_or(tf.bitwise.left_shift(mask, bits), (1 << bits) - 1)
         found = table.lookup(tf.bitwise.bitwise_and(base, candidate))
-        mask = tf.where(found >= 0, candidate, mask)
-        prefix = tf.maximum(prefix, found)  # A longer prefix has a larger number.
+        mask = tf.where(found > 0, candidate, mask)
+        value = tf.maximum(value, found)
     masks = tf.constant([(1 << (8 * n)) - 1 for n in range(1, NEXT_LEVEL_BYTES + 1)], tf.int64)
     for offset, lowest in zip(table.level_offsets, table.level_numbers, strict=True):
         # Only slots whose prefix reached `offset` bytes look further: 1 to 5 bytes more.
-        rows = tf.where(prefix >= lowest)[:, 0]
-        node = tf.gather(prefix, rows)
-        further = tf.gather(packed, tf.gather(start, rows) + offset)
+        rows = tf.where(value >= (lowest + 1) << _LENGTH_BITS)
+        node = tf.bitwise.right_shift(tf.gather_nd(value, rows), _LENGTH_BITS) - 1
+        further = tf.gather(packed, tf.gather_nd(start, rows) + offset)
         node_bits = tf.bitwise.left_shift(node, _NODE_SHIFT) + _NEXT_LEVEL_BIT
         keys = tf.bitwise.bitwise_or(
             tf.bitwise.bitwise_and(further[:, None], masks), node_bits[:, None]
         )
         found = tf.reduce_max(table.lookup(keys), axis=1)
-        prefix = tf.tensor_scatter_nd_max(prefix, rows[:, None], found)
-    return prefix
+        value = tf.tensor_scatter_nd_max(value, rows, found)
+    return value
 
 
 def _chains(word_start, jump, chain_slots):
