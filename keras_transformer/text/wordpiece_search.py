@@ -9,12 +9,13 @@ It runs no loop per piece, cuts no substrings and hashes no strings. Instead:
 2. A piece's key is its bytes, after a NUL if it is word-initial (so word-initial pieces and
    continuations differ), and every byte prefix of a key gets a number, shorter first. A prefix
    of up to 7 bytes is looked up as its bytes packed little-endian into an int64; a longer one
-   as the number of its first 7 (then 12, 17, ...) bytes and its next up to 5 bytes packed. So
-   the lookups are exact integer ones. At every slot a binary search over 1 to 7 bytes (three
-   lookups: the set of prefixes is prefix-closed, so "the first n bytes are a prefix" is
-   monotone in n) finds the longest prefix starting there, the few slots whose prefix reaches
-   7 bytes look 5 bytes further, and so on; the prefix's number gives the longest piece that
-   starts there. A candidate running past its word holds the NUL byte and so is never a key.
+   as the id of its first 7 (then 7 + b, 7 + 2b, ...) bytes and its next up to b bytes packed,
+   b as large as the ids leave room for. So the lookups are exact integer ones. At every slot a
+   binary search over 1 to 7 bytes (three lookups: the set of prefixes is prefix-closed, so
+   "the first n bytes are a prefix" is monotone in n) finds the longest prefix starting there,
+   the few slots whose prefix reaches 7 bytes look up to b bytes further at once, and so on;
+   the value found gives the longest piece that starts there. A candidate running past its
+   word holds the NUL byte and so is never a key.
    Candidates are cut in bytes, not characters: a slot inside a character is never reached by
    the chain below, and a piece, being whole characters, ends on a character boundary.
 3. From each word's first byte the greedy chain (piece start -> next piece start) is followed
@@ -29,13 +30,12 @@ and hashing a substring.
 
 import tensorflow as tf
 
-# Bytes of a key packed into one int64 at the first level, and added by each further level.
+# Bytes of a key packed into one int64 at the first level.
 FIRST_LEVEL_BYTES = 7
-NEXT_LEVEL_BYTES = 5
-# Key of a longer prefix: `1 << 62 | number of the prefix it extends << 40 | packed bytes`.
+# Key of a longer prefix: `1 << 62 | id of the prefix it extends << 8 * b | its next b bytes`,
+# where the ids number the prefixes that end where a level ends (`level_offsets`).
 _NEXT_LEVEL_BIT = 1 << 62
-_NODE_SHIFT = 8 * NEXT_LEVEL_BYTES
-_MAX_PREFIXES = 1 << (62 - _NODE_SHIFT)
+_MAX_PREFIXES = 1 << 22
 # Looked-up values: `(number + 1) << 16 | length in bytes of the longest piece that is a prefix
 # of it` (0 without one); 0: no prefix. A longer prefix has a larger number, so a larger value.
 _LENGTH_BITS = 16
@@ -98,15 +98,25 @@ class PiecePrefixTable(tf.Module):
             [-1] + [-1 if token_id is None else token_id for token_id, _ in longest_piece],
             tf.int32,
         )
-        # Level j >= 1 extends prefixes of `level_offsets[j]` bytes, numbered from
-        # `level_numbers[j - 1]` on (numbers grow with length).
+        # Level j >= 1 extends the prefixes of `level_offsets[j - 1]` bytes by up to
+        # `level_bytes` more; they are numbered from `level_numbers[j - 1]` on (numbers grow
+        # with length). As many bytes per level as the ids of those prefixes leave room for.
         longest = max(map(len, prefixes), default=0)
-        self.level_offsets = list(range(FIRST_LEVEL_BYTES, longest, NEXT_LEVEL_BYTES))
+        for level_bytes in range(FIRST_LEVEL_BYTES, 0, -1):
+            offsets = range(FIRST_LEVEL_BYTES, longest, level_bytes)
+            ends = [prefix for prefix in prefixes if len(prefix) in offsets]
+            if len(ends) < 1 << (62 - 8 * level_bytes):
+                break
+        self.level_bytes = level_bytes
+        self.level_offsets = list(offsets)
         self.level_numbers = [
             next(i for i, prefix in enumerate(prefixes) if len(prefix) == offset)
             for offset in self.level_offsets
         ]
-        keys = [_key(prefix, number) for prefix in prefixes] or [-1]  # -1 is never looked up.
+        end_id = {prefix: i for i, prefix in enumerate(ends)}
+        # `end_ids[value >> 16]`: the id of a prefix that ends a level (-1 for the others).
+        self.end_ids = tf.constant([-1] + [end_id.get(prefix, -1) for prefix in prefixes], tf.int64)
+        keys = [_key(prefix, end_id, level_bytes) for prefix in prefixes] or [-1]
         self._table = tf.lookup.StaticHashTable(
             tf.lookup.KeyValueTensorInitializer(
                 tf.constant(keys, tf.int64), tf.constant(values or [0], tf.int64)
@@ -127,14 +137,14 @@ class PiecePrefixTable(tf.Module):
         return self._table.lookup(keys)
 
 
-def _key(prefix, number):
-    """The int64 key of a prefix (bytes), given the numbers of the prefixes."""
+def _key(prefix, end_id, level_bytes):
+    """The int64 key of a prefix (bytes), given the ids of the prefixes that end a level."""
     if len(prefix) <= FIRST_LEVEL_BYTES:
         return int.from_bytes(prefix, "little")
-    extra = (len(prefix) - FIRST_LEVEL_BYTES - 1) // NEXT_LEVEL_BYTES
-    start = FIRST_LEVEL_BYTES + extra * NEXT_LEVEL_BYTES
+    extra = (len(prefix) - FIRST_LEVEL_BYTES - 1) // level_bytes
+    start = FIRST_LEVEL_BYTES + extra * level_bytes
     packed = int.from_bytes(prefix[start:], "little")
-    return _NEXT_LEVEL_BIT | (number[prefix[:start]] << _NODE_SHIFT) | packed
+    return _NEXT_LEVEL_BIT | (end_id[prefix[:start]] << (8 * level_bytes)) | packed
 
 
 def greedy_word_pieces(words, table, oov_token_id):
@@ -202,13 +212,13 @@ def _longest_prefixes(text_bytes, table):
         found = table.lookup(tf.bitwise.bitwise_and(base, candidate))
         mask = tf.where(found > 0, candidate, mask)
         value = tf.maximum(value, found)
-    masks = tf.constant([(1 << (8 * n)) - 1 for n in range(1, NEXT_LEVEL_BYTES + 1)], tf.int64)
+    masks = tf.constant([(1 << (8 * n)) - 1 for n in range(1, table.level_bytes + 1)], tf.int64)
     for offset, lowest in zip(table.level_offsets, table.level_numbers, strict=True):
-        # Only slots whose prefix reached `offset` bytes look further: 1 to 5 bytes more.
+        # Only slots whose prefix reached `offset` bytes look further, up to `level_bytes` more.
         rows = tf.where(value >= (lowest + 1) << _LENGTH_BITS)
-        node = tf.bitwise.right_shift(tf.gather_nd(value, rows), _LENGTH_BITS) - 1
+        node = tf.gather(table.end_ids, tf.bitwise.right_shift(tf.gather_nd(value, rows), _LENGTH_BITS))
         further = tf.gather(packed, tf.gather_nd(start, rows) + offset)
-        node_bits = tf.bitwise.left_shift(node, _NODE_SHIFT) + _NEXT_LEVEL_BIT
+        node_bits = tf.bitwise.left_shift(node, 8 * table.level_bytes) + _NEXT_LEVEL_BIT
         keys = tf.bitwise.bitwise_or(
             tf.bitwise.bitwise_and(further[:, None], masks), node_bits[:, None]
         )

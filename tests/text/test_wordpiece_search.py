@@ -80,3 +80,15 @@ def test_words_of_many_pieces_run_every_doubling_round():
 def test_no_words_and_an_empty_vocabulary_of_pieces():
     assert _split([], ["[UNK]", "a"])[0] == []
     assert _split(["abc", "x"], ["[UNK]", "##"])[0] == [[0], [0]]
+
+
+def test_level_width_follows_the_number_of_long_prefixes():
+    # Few prefixes end a level: 7 bytes per further level; many: fewer bytes, more levels.
+    vocab = ["[UNK]", "abcdefghijklmnopqrstu", "##vwxyzabcdefghij", "a", "##b", "##vwx"]
+    words = ["abcdefghijklmnopqrstuvwxyzabcdefghij", "abcdefghijklmnopqrstuvwxb", "ab"]
+    got, table = _split(words, vocab)
+    assert table.level_bytes == 7 and table.level_offsets == [7, 14, 21]
+    assert got == [_reference(word, vocab) for word in words] == [[1, 2], [1, 5, 4], [3, 4]]
+    rng = random.Random(5)
+    _, many = _split(["a"], _random_vocab(rng, 400, longest=14))
+    assert many.level_bytes < 7
