@@ -13,6 +13,7 @@ straight through, so English text pays for one RE2 scan.
 import functools
 import unicodedata
 
+import numpy as np
 import tensorflow as tf
 
 from keras_transformer.text.string_ops import join_rows, split_characters
@@ -51,9 +52,11 @@ class _CodePointMap(tf.Module):
             ),
             default_value=-1,
         )
-        self._starts = tf.constant(starts, tf.int64)
-        self._lengths = tf.constant(lengths, tf.int64)
-        self._values = tf.constant([c for row in rows for c in row] or [0], tf.int32)
+        # NumPy, not tensors: each call embeds them as constants of its own graph, so a
+        # `tf.cond` branch that maps code points does not take them in as inputs.
+        self._starts = np.array(starts, np.int64)
+        self._lengths = np.array(lengths, np.int64)
+        self._values = np.array([c for row in rows for c in row] or [0], np.int32)
 
     def __call__(self, code_points):
         """Apply the mapping.
