@@ -104,6 +104,11 @@ class Config:
     weight_decay: float = setting(0.01, "AdamW weight decay")
     clip_norm: float = setting(1.0, "global gradient-norm clipping (0: none)")
     dropout: float = setting(0.1, "dropout rate")
+    attention_chunk_size: int = setting(
+        0,
+        "attend this many queries at a time and recompute the weights in the backward pass: "
+        "long sequences train in less memory (0: plain attention)",
+    )
     mask_rate: float = setting(0.15, "share of tokens chosen for masked-LM prediction")
     eval_interval: int = setting(200, "steps between evaluations (and resumable checkpoints)")
     eval_batches: int = setting(20, "validation batches per evaluation")
@@ -189,6 +194,7 @@ def build_model(config, vocabulary_size):
         vocabulary_size=vocabulary_size,
         max_sequence_length=config.sequence_length,
         dropout=config.dropout,
+        attention_chunk_size=config.attention_chunk_size or None,
     )
     if config.objective == "causal":
         return GPTCausalLM(GPTBackbone(**arguments))
@@ -295,6 +301,11 @@ def check_config(config):
     ):
         if getattr(config, name) <= 0:
             raise ValueError(f"`{name}` must be positive. Received: {getattr(config, name)}")
+    if config.attention_chunk_size < 0:
+        raise ValueError(
+            "`attention_chunk_size` must be 0 (plain attention) or a positive number of queries. "
+            f"Received: {config.attention_chunk_size}"
+        )
 
 
 def run(config):

@@ -3,6 +3,8 @@ import os
 import subprocess
 import sys
 
+import keras
+import numpy as np
 import pytest
 
 from workflows import pretrain
@@ -59,6 +61,36 @@ def test_char_causal_pretraining_lowers_loss_and_writes_outputs(corpus_file, tmp
     assert json.loads((tmp_path / "run" / "config.json").read_text())["steps"] == 30
 
 
+def test_pretraining_with_attention_in_chunks_learns_what_plain_attention_learns(
+    corpus_file, tmp_path, monkeypatch
+):
+    from keras_transformer.layers import multi_head_attention
+
+    plain = pretrain.run(tiny(corpus_file, tmp_path / "plain", steps=20))
+    traced = []  # the training graph really takes the chunked path (its length is static)
+    original = multi_head_attention.chunked_attention
+    monkeypatch.setattr(
+        multi_head_attention,
+        "chunked_attention",
+        lambda *args: traced.append(args[0].shape) or original(*args),
+    )
+    chunked = pretrain.run(
+        tiny(corpus_file, tmp_path / "chunked", steps=20, attention_chunk_size=8)
+    )
+    losses = [
+        json.loads((tmp_path / name / "history.json").read_text())["loss"]
+        for name in ("plain", "chunked")
+    ]
+    assert any(tuple(shape[:2]) == (8, 32) for shape in traced), traced  # batch 8 x 32
+    np.testing.assert_allclose(losses[1], losses[0], rtol=1e-4)
+    assert chunked.metrics["validation_loss"] == pytest.approx(
+        plain.metrics["validation_loss"], rel=1e-4
+    )
+    model = keras.saving.load_model(tmp_path / "chunked" / "model.keras")
+    assert model.backbone.attention_chunk_size == 8
+    assert model.backbone.transformer_blocks[0].self_attention.attention_chunk_size == 8
+
+
 def test_wordpiece_masked_pretraining(corpus_file, tmp_path):
     result = pretrain.run(
         tiny(
@@ -87,6 +119,8 @@ def test_bad_config_fails_before_training(corpus_file, tmp_path):
         pretrain.run(tiny(str(tmp_path / "missing.txt"), tmp_path / "b"))
     with pytest.raises(ValueError, match="Unknown strategy"):
         pretrain.run(tiny(corpus_file, tmp_path / "c", strategy="gpu-cluster"))
+    with pytest.raises(ValueError, match="attention_chunk_size"):
+        pretrain.run(tiny(corpus_file, tmp_path / "d", attention_chunk_size=-8))
     assert not os.path.exists(tmp_path / "a" / "model.keras")
 
 
