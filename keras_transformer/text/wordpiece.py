@@ -6,7 +6,6 @@ import tensorflow as tf
 from keras_transformer.text.normalization import (
     CharacterMap,
     UnicodeNormalizer,
-    apply_where,
     word_character_map,
 )
 from keras_transformer.text.string_ops import (
@@ -222,38 +221,51 @@ class WordPieceTokenizer(VocabularyTokenizer):
 
     def _split_words(self, inputs):
         # The name scopes group the ops by stage for profiles (benchmarks/).
-        with tf.name_scope("unicode"):
+        with tf.name_scope("unicode") as unicode_scope:
             # Most text is printable ASCII: it skips the Unicode steps (one regex scan decides).
             clean = tf.strings.regex_full_match(inputs, _CLEAN_ASCII_REGEX)
             text = tf.strings.lower(inputs) if self.lowercase else inputs  # ASCII A-Z.
+            # The others are normalized in one lookup per character (`word_character_map`:
+            # control characters to spaces, accents stripped, case folded), wherever the table
+            # covers every character of the string: nearly all text.
             unclean = tf.where(~clean)[:, 0:1]  # (K, 1)
-            normalized, exact = self._normalize_unclean(tf.gather_nd(text, unclean))
-            text = tf.tensor_scatter_nd_update(text, unclean, normalized)
+            unclean_text = tf.gather_nd(text, unclean)
+            covered = tf.strings.regex_full_match(unclean_text, self._covered_pattern)
+            mapped = tf.where(covered, self._character_map(unclean_text), "")
+            exact = tf.gather_nd(unclean, tf.where(~covered))  # (E, 1)
+            fast_text = tf.tensor_scatter_nd_update(text, unclean, mapped)
         with tf.name_scope("split"):
-            # Surround kept delimiters (punctuation, CJK) with spaces, split on ASCII whitespace.
-            text = tf.strings.regex_replace(text, self._keep_pattern, r" \0 ")
-            words, word_row, row_splits = split_whitespace(text)
-        if self.lowercase:
-            with tf.name_scope("lowercase"):
-                # Only the words of strings that took the exact path are still to case fold.
-                exact = tf.tensor_scatter_nd_update(tf.zeros_like(clean), unclean, exact)
-                words = apply_where(tf.gather(exact, word_row), words, self._normalizer.case_fold)
-        return words, word_row, row_splits
+            words, word_row, row_splits = self._split(fast_text)
+        with tf.name_scope(unicode_scope):
+            # The strings it does not cover (mapped to "" above) take the exact path.
+            return tf.cond(
+                tf.size(exact) > 0,
+                lambda: self._add_exact_words(text, exact, words, word_row),
+                lambda: (words, word_row, row_splits),
+            )
 
-    def _normalize_unclean(self, text):
-        """Normalize strings that are not printable ASCII, before splitting.
+    def _split(self, text):
+        """Surround kept delimiters (punctuation, CJK) with spaces, split on ASCII whitespace."""
+        return split_whitespace(tf.strings.regex_replace(text, self._keep_pattern, r" \0 "))
 
-        Strings of characters that the per-character table covers (nearly all text) are
-        mapped in one lookup per character: control characters to spaces, accents stripped and
-        case folded (`word_character_map`). The others take the exact path (`_normalize_exact`)
-        and are case folded word by word after splitting.
+    def _add_exact_words(self, text, exact, words, word_row):
+        """Adds, in order, the words of the strings `text[exact]` normalized the exact way.
+
+        Accents are stripped on the whole string (NFD), which the table cannot do where spacing
+        marks reorder, and words are case folded after splitting (NFKC_Casefold composes).
 
         Returns:
-            `(text, exact)`: the strings, and whether each took the exact path.
+            `(words, word_row, row_splits)` of all strings.
         """
-        exact = ~tf.strings.regex_full_match(text, self._covered_pattern)
-        mapped = tf.where(exact, text, self._character_map(text))
-        return apply_where(exact, mapped, self._normalize_exact), exact
+        exact_words, exact_row, _ = self._split(self._normalize_exact(tf.gather_nd(text, exact)))
+        if self.lowercase:
+            exact_words = self._normalizer.case_fold(exact_words)
+        rows = tf.concat([word_row, tf.gather(tf.cast(exact[:, 0], tf.int32), exact_row)], 0)
+        order = tf.argsort(rows, stable=True)
+        rows = tf.gather(rows, order)
+        counts = tf.math.bincount(rows, minlength=tf.size(text), dtype=tf.int32)
+        row_splits = tf.concat([[0], tf.cumsum(counts)], axis=0)
+        return tf.gather(tf.concat([words, exact_words], 0), order), rows, row_splits
 
     def _normalize_exact(self, text):
         """Steps 1-2 and control characters, for strings that are not printable ASCII."""

@@ -216,7 +216,9 @@ def _longest_prefixes(text_bytes, table):
     for offset, lowest in zip(table.level_offsets, table.level_numbers, strict=True):
         # Only slots whose prefix reached `offset` bytes look further, up to `level_bytes` more.
         rows = tf.where(value >= (lowest + 1) << _LENGTH_BITS)
-        node = tf.gather(table.end_ids, tf.bitwise.right_shift(tf.gather_nd(value, rows), _LENGTH_BITS))
+        node = tf.gather(
+            table.end_ids, tf.bitwise.right_shift(tf.gather_nd(value, rows), _LENGTH_BITS)
+        )
         further = tf.gather(packed, tf.gather_nd(start, rows) + offset)
         node_bits = tf.bitwise.left_shift(node, 8 * table.level_bytes) + _NEXT_LEVEL_BIT
         keys = tf.bitwise.bitwise_or(
