@@ -19,9 +19,9 @@ It runs no loop per piece, cuts no substrings and hashes no strings. Instead:
    Candidates are cut in bytes, not characters: a slot inside a character is never reached by
    the chain below, and a piece, being whole characters, ends on a character boundary.
 3. From each word's first byte the greedy chain (piece start -> next piece start) is followed
-   by doubling: with the jump tables J, J^2, J^4, J^8, the first 16 chain slots of every word
-   come from 4 gathers, in order, one row per word. Only if some word has 16 pieces or more do
-   more rounds run.
+   for 16 slots, one gather of the jump table J for all words at a time: one row per word, in
+   order. Only if some word has 16 pieces or more does the chain go on, by doubling (J^16,
+   J^32, ...) under a `tf.cond`.
 
 Every op works on the whole batch, so the graph stays small: inside `tf.data`, each op costs a
 few microseconds of dispatch whatever its size, and an integer lookup costs less than cutting
@@ -231,22 +231,22 @@ def _longest_prefixes(text_bytes, table):
 
 def _chains(word_start, jump, chain_slots):
     """The first chain slots of every word, `(M, K)`: K is 16, or `chain_slots` if needed."""
-
-    def follow(chain, power, slots):
-        # `power` is J^(chain width): each doubling appends the next width slots of every row.
-        while chain.shape[1] < slots:
-            chain = tf.concat([chain, tf.gather(power, chain)], axis=1)
-            if chain.shape[1] < slots:
-                power = tf.gather(power, power)
-        return chain, power
-
-    chain, power = follow(word_start[:, None], jump, _CHAIN_SLOTS)
+    # One small gather per chain slot (M values each) costs less than squaring J over all S.
+    slots = [word_start]
+    for _ in range(_CHAIN_SLOTS):
+        slots.append(tf.gather(jump, slots[-1]))
+    chain = tf.stack(slots[:-1], axis=1)
     if chain_slots <= _CHAIN_SLOTS:
         return chain
-    last = chain[:, -1]
-    goes_on = tf.reduce_any(tf.not_equal(tf.gather(jump, last), last))
-    return tf.cond(
-        goes_on,
-        lambda: follow(chain, tf.gather(power, power), chain_slots)[0],
-        lambda: chain,
-    )
+
+    def follow():  # By doubling: with J^16, each round appends the next width slots of a row.
+        longer, power = chain, jump
+        for _ in range(_CHAIN_SLOTS.bit_length() - 1):
+            power = tf.gather(power, power)
+        while longer.shape[1] < chain_slots:
+            if longer.shape[1] > _CHAIN_SLOTS:
+                power = tf.gather(power, power)
+            longer = tf.concat([longer, tf.gather(power, longer)], axis=1)
+        return longer
+
+    return tf.cond(tf.reduce_any(tf.not_equal(slots[-1], slots[-2])), follow, lambda: chain)
