@@ -23,9 +23,15 @@ def _blocks(size, chunk_size):
     return [(start, min(start + chunk_size, size)) for start in range(0, size, chunk_size)]
 
 
+def _heads(tensor):
+    """(B, T, N, D) -> (B, N, T, D), the layout in which each head's products are matmuls."""
+    return tf.transpose(tensor, [0, 2, 1, 3])
+
+
 def _weights(query, key, mask):
-    """Softmax weights in float32, (B, N, c, S), as `MultiHeadAttention._attend` computes them."""
-    scores = tf.cast(tf.einsum("btnd,bsnd->bnts", query, key), tf.float32)
+    """Softmax weights in float32, (B, N, c, S), as `MultiHeadAttention._attend` computes them,
+    from head-major queries (B, N, c, D) and keys (B, N, S, D)."""
+    scores = tf.cast(tf.matmul(query, key, transpose_b=True), tf.float32)
     if mask is not None:
         scores = tf.where(mask[:, None], scores, tf.constant(NEGATIVE, tf.float32))
     if scores.shape[-1] == 1:
@@ -41,16 +47,23 @@ def _dropout_scale(shape, rate, seed, block):
     return tf.where(uniform >= rate, tf.constant(1.0 / (1.0 - rate)), tf.constant(0.0))
 
 
+def _block_heads(query, key, value, mask, rate, seed, block):
+    """One block's output (B, N, c, Dv) from head-major query, key and value."""
+    weights = _weights(query, key, mask)
+    if rate > 0:
+        weights = weights * _dropout_scale(tf.shape(weights), rate, seed, block)
+    return tf.matmul(tf.cast(weights, value.dtype), value)
+
+
 def block_output(query, key, value, mask, rate, seed, block):
-    """One block's attention output (B, c, N, Dv): what the forward pass computes per block.
+    """One block's attention output (B, c, N, Dv) from query (B, c, N, D), key and value
+    (B, S, N, D): what the forward pass computes per block.
 
     Differentiable with ordinary autodiff, so a test can check the hand-written backward pass
     against it.
     """
-    weights = _weights(query, key, mask)
-    if rate > 0:
-        weights = weights * _dropout_scale(tf.shape(weights), rate, seed, block)
-    return tf.einsum("bnts,bsnd->btnd", tf.cast(weights, value.dtype), value)
+    outputs = _block_heads(_heads(query), _heads(key), _heads(value), mask, rate, seed, block)
+    return _heads(outputs)
 
 
 def chunked_attention(query, key, value, mask=None, chunk_size=128, rate=0.0, seed=None):
@@ -84,31 +97,36 @@ def chunked_attention(query, key, value, mask=None, chunk_size=128, rate=0.0, se
 
     @tf.custom_gradient
     def attend(query, key, value, mask, seed):
+        # Head-major once, so every block's products are plain batched matmuls.
+        query_h, key_h, value_h = _heads(query), _heads(key), _heads(value)
+
         def mask_of(start, stop):  # (B, c, S), or (B, 1, S) for a mask that has no query axis
             if not masked:
                 return None
             return mask if mask.shape[1] == 1 else mask[:, start:stop]
 
-        def piece(i, start, stop):
-            block_mask = mask_of(start, stop)
-            return block_output(query[:, start:stop], key, value, block_mask, rate, seed, i)
-
-        outputs = tf.concat([piece(i, *bounds) for i, bounds in enumerate(blocks)], axis=1)
+        pieces = [
+            _block_heads(query_h[:, :, a:b], key_h, value_h, mask_of(a, b), rate, seed, i)
+            for i, (a, b) in enumerate(blocks)
+        ]
+        outputs = _heads(tf.concat(pieces, axis=2))  # (B, T, N, Dv)
 
         def gradient(upstream):
+            upstream_h = _heads(upstream)  # (B, N, T, Dv)
             d_query = []
-            d_key, d_value = tf.zeros_like(key, tf.float32), tf.zeros_like(value, tf.float32)
+            d_key = tf.zeros_like(key_h, tf.float32)
+            d_value = tf.zeros_like(value_h, tf.float32)
             for i, (start, stop) in enumerate(blocks):
-                block_query, block_up = query[:, start:stop], upstream[:, start:stop]
+                block_query, block_up = query_h[:, :, start:stop], upstream_h[:, :, start:stop]
                 block_mask = mask_of(start, stop)
-                weights = _weights(block_query, key, block_mask)  # (B, N, c, S) float32
+                weights = _weights(block_query, key_h, block_mask)  # (B, N, c, S) float32
                 dropped = weights
                 if rate > 0:
                     scale = _dropout_scale(tf.shape(weights), rate, seed, i)
                     dropped = weights * scale
                 dropped = tf.cast(dropped, value.dtype)
-                d_value += tf.cast(tf.einsum("bnts,btnd->bsnd", dropped, block_up), tf.float32)
-                d_dropped = tf.cast(tf.einsum("btnd,bsnd->bnts", block_up, value), tf.float32)
+                d_value += tf.cast(tf.matmul(dropped, block_up, transpose_a=True), tf.float32)
+                d_dropped = tf.cast(tf.matmul(block_up, value_h, transpose_b=True), tf.float32)
                 d_weights = d_dropped * scale if rate > 0 else d_dropped
                 d_scores = weights * (
                     d_weights - tf.reduce_sum(d_weights * weights, axis=-1, keepdims=True)
@@ -118,12 +136,12 @@ def chunked_attention(query, key, value, mask=None, chunk_size=128, rate=0.0, se
                 if weights.shape[-1] == 1:  # a single key: the weight is the constant 1
                     d_scores = tf.zeros_like(d_scores)
                 d_scores = tf.cast(d_scores, query.dtype)
-                d_query.append(tf.einsum("bnts,bsnd->btnd", d_scores, key))
-                d_key += tf.cast(tf.einsum("bnts,btnd->bsnd", d_scores, block_query), tf.float32)
+                d_query.append(tf.matmul(d_scores, key_h))
+                d_key += tf.cast(tf.matmul(d_scores, block_query, transpose_a=True), tf.float32)
             return (
-                tf.concat(d_query, axis=1),
-                tf.cast(d_key, key.dtype),
-                tf.cast(d_value, value.dtype),
+                _heads(tf.concat(d_query, axis=2)),
+                _heads(tf.cast(d_key, key.dtype)),
+                _heads(tf.cast(d_value, value.dtype)),
                 None,
                 None,
             )
