@@ -153,7 +153,7 @@ class UnicodeNormalizer(tf.Module):
         self._spacing_mark_class = ranges_to_regex_class(tables.spacing_mark_ranges)
         self._casefold_gate = ranges_to_regex_class(tables.casefold_trigger_ranges)
 
-    def strip_accents(self, text):
+    def strip_accents(self, text, gated=True):
         """Remove accents the way keras-hub does: NFD, then delete every `\\p{Mn}` character.
 
         NFD comes from a per-character string table. Its canonical reordering of combining
@@ -163,26 +163,34 @@ class UnicodeNormalizer(tf.Module):
 
         Args:
             text: string `tf.Tensor` of shape (N,), valid UTF-8.
+            gated: bool. If False, every string takes the exact code point path: the same
+                result without a `tf.cond` (a smaller graph where strings are few).
 
         Returns:
             string `tf.Tensor` of shape (N,).
         """
+        if not gated:
+            return tf.strings.regex_replace(self._nfd_exact(text), r"\p{Mn}", "")
         decomposed = self._nfd_strings(text)
         reorder = tf.strings.regex_full_match(text, ".*" + self._spacing_mark_class + ".*")
         exact = apply_where(reorder, text, self._nfd_exact)
         decomposed = tf.where(reorder, exact, decomposed)
         return tf.strings.regex_replace(decomposed, r"\p{Mn}", "")
 
-    def case_fold(self, text):
+    def case_fold(self, text, gated=True):
         """NFKC_Casefold, as ICU's `case_fold_utf8` in tensorflow-text.
 
         Args:
             text: string `tf.Tensor` of shape (N,), valid UTF-8.
+            gated: bool. If False, every string takes the code point path: the same result
+                without a `tf.cond`.
 
         Returns:
             string `tf.Tensor` of shape (N,).
         """
         text = tf.strings.lower(text)  # ASCII only: the fast path for most words.
+        if not gated:
+            return self._case_fold_all(text)
         needs = tf.strings.regex_full_match(text, ".*" + self._casefold_gate + ".*")
         return apply_where(needs, text, self._case_fold_all)
 

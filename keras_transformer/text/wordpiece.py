@@ -257,9 +257,12 @@ class WordPieceTokenizer(VocabularyTokenizer):
         Returns:
             `(words, word_row, row_splits)` of all strings.
         """
-        exact_words, exact_row, _ = self._split(self._normalize_exact(tf.gather_nd(text, exact)))
+        # Ungated normalization: no `tf.cond` inside this one (tf.data instantiates every
+        # function of the graph for each new iterator).
+        exact_text = self._normalize_exact(tf.gather_nd(text, exact), gated=False)
+        exact_words, exact_row, _ = self._split(exact_text)
         if self.lowercase:
-            exact_words = self._normalizer.case_fold(exact_words)
+            exact_words = self._normalizer.case_fold(exact_words, gated=False)
         rows = tf.concat([word_row, tf.gather(tf.cast(exact[:, 0], tf.int32), exact_row)], 0)
         order = tf.argsort(rows, stable=True)
         rows = tf.gather(rows, order)
@@ -267,14 +270,14 @@ class WordPieceTokenizer(VocabularyTokenizer):
         row_splits = tf.concat([[0], tf.cumsum(counts)], axis=0)
         return tf.gather(tf.concat([words, exact_words], 0), order), rows, row_splits
 
-    def _normalize_exact(self, text):
+    def _normalize_exact(self, text, gated=True):
         """Steps 1-2 and control characters, for strings that are not printable ASCII."""
         text = tf.strings.unicode_transcode(
             text, "UTF-8", "UTF-8", errors="replace", replacement_char=REPLACEMENT_CHARACTER
         )
         text = tf.strings.regex_replace(text, _OTHER_WHITESPACE_REGEX, " ")
         if self.strip_accents:
-            text = self._normalizer.strip_accents(text)
+            text = self._normalizer.strip_accents(text, gated=gated)
         return text
 
     def _word_piece(self, words):
