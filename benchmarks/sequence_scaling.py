@@ -32,6 +32,7 @@ import argparse
 import json
 import os
 import resource
+import signal
 import statistics
 import subprocess
 import sys
@@ -160,9 +161,11 @@ def measure(spec):
     for line in done.stdout.splitlines():
         if line.startswith("RESULT "):
             return json.loads(line[len("RESULT ") :])
-    tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
-    reason = "killed (out of memory?)" if done.returncode < 0 else "failed"
-    return {**spec, "error": f"{reason}: " + " | ".join(tail)[-300:]}
+    if done.returncode < 0:  # an allocation failure under the cap aborts the process
+        name = signal.Signals(-done.returncode).name
+        return {**spec, "error": f"killed by {name} (out of memory)"}
+    lines = [line for line in (done.stderr or done.stdout).splitlines() if "Error" in line]
+    return {**spec, "error": "failed: " + (lines[-1] if lines else "no output")[-300:]}
 
 
 # === The run ===
