@@ -47,12 +47,19 @@ def _dropout_scale(shape, rate, seed, block):
     return tf.where(uniform >= rate, tf.constant(1.0 / (1.0 - rate)), tf.constant(0.0))
 
 
+def _weights_and_dropout(query, key, mask, rate, seed, block):
+    """A block's softmax weights (float32) and its dropout factors (`None` without dropout):
+    the forward pass and the backward pass's recomputation both take them from here."""
+    weights = _weights(query, key, mask)
+    scale = _dropout_scale(tf.shape(weights), rate, seed, block) if rate > 0 else None
+    return weights, scale
+
+
 def _block_heads(query, key, value, mask, rate, seed, block):
     """One block's output (B, N, c, Dv) from head-major query, key and value."""
-    weights = _weights(query, key, mask)
-    if rate > 0:
-        weights = weights * _dropout_scale(tf.shape(weights), rate, seed, block)
-    return tf.matmul(tf.cast(weights, value.dtype), value)
+    weights, scale = _weights_and_dropout(query, key, mask, rate, seed, block)
+    dropped = weights if scale is None else weights * scale
+    return tf.matmul(tf.cast(dropped, value.dtype), value)
 
 
 def block_output(query, key, value, mask, rate, seed, block):
@@ -119,15 +126,13 @@ def chunked_attention(query, key, value, mask=None, chunk_size=128, rate=0.0, se
             for i, (start, stop) in enumerate(blocks):
                 block_query, block_up = query_h[:, :, start:stop], upstream_h[:, :, start:stop]
                 block_mask = mask_of(start, stop)
-                weights = _weights(block_query, key_h, block_mask)  # (B, N, c, S) float32
-                dropped = weights
-                if rate > 0:
-                    scale = _dropout_scale(tf.shape(weights), rate, seed, i)
-                    dropped = weights * scale
-                dropped = tf.cast(dropped, value.dtype)
+                weights, scale = _weights_and_dropout(  # (B, N, c, S) float32
+                    block_query, key_h, block_mask, rate, seed, i
+                )
+                dropped = tf.cast(weights if scale is None else weights * scale, value.dtype)
                 d_value += tf.cast(tf.matmul(dropped, block_up, transpose_a=True), tf.float32)
                 d_dropped = tf.cast(tf.matmul(block_up, value_h, transpose_b=True), tf.float32)
-                d_weights = d_dropped * scale if rate > 0 else d_dropped
+                d_weights = d_dropped if scale is None else d_dropped * scale
                 d_scores = weights * (
                     d_weights - tf.reduce_sum(d_weights * weights, axis=-1, keepdims=True)
                 )

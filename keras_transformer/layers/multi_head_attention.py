@@ -5,7 +5,7 @@ import math
 import keras
 from keras import ops
 
-from keras_transformer.layers.chunked_attention import chunked_attention
+from keras_transformer.layers.chunked_attention import NEGATIVE, chunked_attention
 from keras_transformer.layers.dropout import Dropout
 from keras_transformer.layers.initializers import clone_initializer
 from keras_transformer.layers.masks import (
@@ -218,6 +218,7 @@ class MultiHeadAttention(keras.layers.Layer):
             use_causal_mask=use_causal_mask,
             cache_index=0 if cache_update_index is None else cache_update_index,
         )
+        query_heads = query_heads * ops.cast(1.0 / math.sqrt(self.key_dim), query_heads.dtype)
         weights = None
         if self._chunked(query_heads, return_attention_scores):
             output = self._attend_in_chunks(query_heads, key_heads, value_heads, mask, training)
@@ -257,7 +258,6 @@ class MultiHeadAttention(keras.layers.Layer):
         )
 
     def _attend_in_chunks(self, query_heads, key_heads, value_heads, mask, training):
-        query_heads = query_heads * ops.cast(1.0 / math.sqrt(self.key_dim), query_heads.dtype)
         rate = self.dropout if training else 0.0
         seed = None
         if rate > 0:
@@ -282,12 +282,11 @@ class MultiHeadAttention(keras.layers.Layer):
         return output
 
     def _attend(self, query_heads, key_heads, value_heads, mask, training):
-        query_heads = query_heads * ops.cast(1.0 / math.sqrt(self.key_dim), query_heads.dtype)
         scores = ops.einsum("btnd,bsnd->bnts", query_heads, key_heads)  # (B, N, T, S)
         scores = ops.cast(scores, "float32")
         if mask is not None:
             mask = ops.expand_dims(ops.cast(mask, "bool"), 1)  # (B, 1, T, S)
-            scores = ops.where(mask, scores, ops.cast(-1e9, "float32"))
+            scores = ops.where(mask, scores, ops.cast(NEGATIVE, "float32"))
         if scores.shape[-1] == 1:  # one key: the softmax is 1 (Keras warns on size-1 softmax)
             weights = ops.ones_like(scores, dtype=self.compute_dtype)
         else:
