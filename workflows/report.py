@@ -514,11 +514,15 @@ def seq2seq_section(context, figures, examples=6):
                 label,
                 f"{m[f'{name}_wer']:.3f}",
                 f"{m[f'{name}_per']:.3f}",
+                f"{m[f'{name}_wer_stressless']:.3f}",
+                f"{m[f'{name}_per_stressless']:.3f}",
                 f"{m[f'{name}_exact_match']:.3f}",
                 f"{m[f'{name}_seconds']:.1f}",
             ]
         )
-    table = md_table(["decoding", "WER", "PER", "exact match", "decoding seconds"], rows)
+    header = ["decoding", "WER", "PER", "WER without stress", "PER without stress",
+              "exact match", "decoding seconds"]  # fmt: skip
+    table = md_table(header, rows)
     sources, greedy_outputs, _, listed = read_predictions(
         os.path.join(run["run_dir"], "predictions.tsv")
     )
@@ -549,10 +553,11 @@ def seq2seq_section(context, figures, examples=6):
         f"({m['train_seconds'] / 60:.1f} min) on the cmudict training words, tested on "
         f"{m['test_examples']:,} test words (`python -m workflows seq2seq`). A word is right "
         "if its phonemes equal any listed pronunciation (WER: the share of words wrong); PER is "
-        "the phoneme edit distance to the closest pronunciation over its length. Published "
-        "Transformer results on CMUdict are about 0.22 WER and 0.05-0.06 PER (Yolchuyeva et "
-        "al., Interspeech 2019; another split and far longer training: a reference, not a "
-        "match).\n\n"
+        'the phoneme edit distance to the closest pronunciation over its length; "without '
+        'stress" scores the same predictions with the stress digits taken off both sides '
+        "(39 phonemes). Published Transformer results on CMUdict are about 0.22 WER and "
+        "0.05-0.06 PER (Yolchuyeva et al., Interspeech 2019; another split, far longer "
+        "training and, as far as we can tell, no stress: a reference, not a match).\n\n"
         f"{table}\n\n"
         f"Right (greedy), the first {examples} of {len(right):,} test words:\n\n"
         + examples_table(right[:examples])

@@ -6,7 +6,10 @@ file alone reproduces metrics.json:
 - every dataset: `exact_match` (`keras_transformer.training.seq2seq_metrics.exact_match`: the
   prediction's whitespace-separated tokens equal those of one of its references);
 - `cmudict`: `wer` (a word is right if it equals any listed pronunciation) and `per` (edit
-  distance to the closest pronunciation over its length, summed over words);
+  distance to the closest pronunciation over its length, summed over words); and the same
+  two with the stress digits taken off both the predictions and the references
+  (`wer_stressless`, `per_stressless`: the 39 phonemes without stress, what many published
+  CMUdict G2P results score), so the share of errors that are stress alone is visible;
 - a TSV file: `bleu` and `chrf`, sacrebleu's corpus BLEU (13a tokenization) and chrF on
   0-100 scales, with every listed target of a source as a reference.
 """
@@ -17,6 +20,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
+from keras_transformer.data.cmudict import strip_stress
 from keras_transformer.training import seq2seq_metrics
 from workflows.seq2seq_data import output_ids
 
@@ -105,12 +109,17 @@ def score(predictions, references, kind):
         kind: str. `"cmudict"`, `"date_to_iso"` or `"tsv"`.
 
     Returns:
-        dict: `exact_match`; for cmudict `wer`, `per`; for TSV `bleu`, `chrf`.
+        dict: `exact_match`; for cmudict `wer`, `per`, `wer_stressless`, `per_stressless`;
+        for TSV `bleu`, `chrf`.
     """
     metrics = {"exact_match": seq2seq_metrics.exact_match(predictions, references)}
     if kind == "cmudict":
         metrics["wer"] = seq2seq_metrics.word_error_rate(predictions, references)
         metrics["per"] = seq2seq_metrics.phoneme_error_rate(predictions, references)
+        plain = [strip_stress(p) for p in predictions]
+        listed = [tuple(dict.fromkeys(strip_stress(r) for r in refs)) for refs in references]
+        metrics["wer_stressless"] = seq2seq_metrics.word_error_rate(plain, listed)
+        metrics["per_stressless"] = seq2seq_metrics.phoneme_error_rate(plain, listed)
     if kind == "tsv":
         import sacrebleu  # here: every `python -m workflows` command imports this module
 

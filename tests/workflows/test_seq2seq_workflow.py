@@ -154,7 +154,21 @@ def test_g2p_metrics_count_a_word_right_if_it_equals_any_pronunciation():
         "exact_match": pytest.approx(1 / 3),
         "wer": pytest.approx(2 / 3),
         "per": pytest.approx((0 + 1 + 1) / (4 + 3 + 3)),
+        "wer_stressless": pytest.approx(2 / 3),
+        "per_stressless": pytest.approx((0 + 1 + 1) / (4 + 3 + 3)),
     }
+
+
+def test_g2p_stressless_metrics_forgive_stress_and_nothing_else():
+    # Word 1: right but for its stress. Word 2: wrong in a phoneme, and in a stress that no
+    # longer counts. Word 3: two references that become one without stress.
+    references = [("HH AH0 L OW1",), ("B AW1 T",), ("R EH1 K ER0 D", "R IH0 K AO1 R D")]
+    predictions = ["HH AH1 L OW0", "B AY2 T", "R EH0 K ER1 D"]
+    metrics = seq2seq_eval.score(predictions, references, "cmudict")
+    assert metrics["wer"] == pytest.approx(1.0)
+    assert metrics["per"] == pytest.approx((2 + 1 + 2) / (4 + 3 + 5))
+    assert metrics["wer_stressless"] == pytest.approx(1 / 3)
+    assert metrics["per_stressless"] == pytest.approx((0 + 1 + 0) / (4 + 3 + 5))
 
 
 PAIRS = [
