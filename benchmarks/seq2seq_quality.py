@@ -8,8 +8,8 @@ Trains `Seq2SeqTransformer` from scratch with `workflows seq2seq` itself, one ru
   is tested on the same `--test-words` words of the test split (0: all 12,605), greedy and
   with beam search (4 beams): word error rate (a word is right if it equals any listed
   pronunciation) and phoneme error rate, beside the training minutes. WER against minutes.
-- with `--full`, one more row with the main job's `full` profile (3 blocks x 256; about an
-  hour on 2 cores);
+- with `--full`, one more row with the main job's `full` profile (4 blocks x 128, 30,000
+  steps; about an hour on 2 cores);
 - `date_to_iso` (dates written 18 ways -> ISO 8601): the workflow's defaults for
   `--date-steps` steps, exact match on 2,000 test dates.
 

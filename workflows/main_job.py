@@ -84,8 +84,12 @@ PROFILES = {
         "classifier": {"sequence_length": 64, "batch_size": 32},
         "epochs": {"scratch": 5, "transfer": 5, "finetune": 3, "distill": 4,
                    "minilm_transfer": 5, "minilm_finetune": 2},
-        "seq2seq": {"num_layers": 3, "hidden_dim": 256, "num_heads": 4, "intermediate_dim": 1024,
-                    "steps": 12000, "eval_interval": 1000, "test_examples": 0, "num_beams": 4},
+        # Deeper than the default's tiny model, not wider: at equal minutes 4 x 128 beat
+        # 3 x 256 (greedy WER 0.435 after 6,000 steps against 0.479 after 3,000, 18 min each
+        # on one core); 3 x 256 at 3e-3 without dropout ended at 0.52 after 12,000 steps.
+        "seq2seq": {"num_layers": 4, "hidden_dim": 128, "num_heads": 4, "intermediate_dim": 512,
+                    "learning_rate": 2e-3, "dropout": 0.1, "warmup_steps": 1000,
+                    "steps": 30000, "eval_interval": 2000, "test_examples": 0, "num_beams": 4},
         "estimates": {"data": 15, "vocabulary": 40, "pretrain_bert": 900, "pretrain_gpt": 1500,
                       "scratch": 150, "transfer": 120, "finetune": 150, "minilm_transfer": 400,
                       "minilm_finetune": 900, "distill": 200, "seq2seq": 3000, "export": 70,
