@@ -145,15 +145,19 @@ class TransformerEncoderBlock(keras.layers.Layer):
         scores = []
 
         def attend(x):
-            outputs, weights = self.self_attention(
+            # Ask for the weights only when returning them: a call that asks gets them whole,
+            # so it never runs in query chunks (`attention_chunk_size`).
+            outputs = self.self_attention(
                 x,
                 x,
                 value_mask=padding_mask,
                 attention_mask=attention_mask,
-                return_attention_scores=True,
+                return_attention_scores=return_attention_scores,
                 training=training,
             )
-            scores.append(weights)
+            if return_attention_scores:
+                outputs, weights = outputs
+                scores.append(weights)
             return self.attention_dropout(outputs, training=training)
 
         x = self._sublayer(inputs, self.attention_norm, attend)  # (B, T, H)

@@ -199,8 +199,17 @@ def test_config_round_trip_and_bad_chunk_size():
 
 
 @pytest.mark.parametrize("name", ["gpt", "bert", "seq2seq"])
-def test_backbones_with_chunks_equal_plain_ones_and_keep_the_setting(name):
+def test_backbones_with_chunks_equal_plain_ones_and_keep_the_setting(name, monkeypatch):
+    from keras_transformer.layers import multi_head_attention
     from keras_transformer.models import BertBackbone, GPTBackbone, Seq2SeqBackbone
+
+    calls = []  # every attention layer of the chunked backbone runs in chunks, none plain
+
+    def counted(*args, **kwargs):
+        calls.append(args[0].shape)
+        return chunked_attention(*args, **kwargs)
+
+    monkeypatch.setattr(multi_head_attention, "chunked_attention", counted)
 
     sizes = {"vocabulary_size": 50, "num_layers": 2, "num_heads": 2, "hidden_dim": 16,
              "intermediate_dim": 32, "dropout": 0.0}  # fmt: skip
@@ -225,7 +234,9 @@ def test_backbones_with_chunks_equal_plain_ones_and_keep_the_setting(name):
             loss = tf.reduce_sum(outputs**2 * padding[:, : outputs.shape[1], None])
         return outputs, tape.gradient(loss, model.trainable_variables)
 
-    (expected, expected_gradients), (actual, gradients) = run(plain), run(chunked)
+    (expected, expected_gradients), calls_plain = run(plain), len(calls)
+    actual, gradients = run(chunked)
+    assert calls_plain == 0 and len(calls) == (6 if name == "seq2seq" else 2)
     assert_close(actual, expected, atol=1e-4)
     for gradient, reference in zip(gradients, expected_gradients, strict=True):
         if reference is None:  # BERT's pooler: not in the loss
