@@ -28,6 +28,19 @@ def _heads(tensor):
     return tf.transpose(tensor, [0, 2, 1, 3])
 
 
+def _after(previous, tensor):
+    """`tensor`, but only once `previous` has been computed (`previous` None: `tensor`).
+
+    The blocks are independent, so a graph executor would otherwise compute several blocks'
+    (B, N, c, S) weights at once, and the memory that chunks save would be spent again: each
+    block starts from its queries, and its queries wait for the previous block's result.
+    """
+    if previous is None:
+        return tensor
+    with tf.control_dependencies([previous]):
+        return tf.identity(tensor)
+
+
 def _weights(query, key, mask):
     """Softmax weights in float32, (B, N, c, S), as `MultiHeadAttention._attend` computes them,
     from head-major queries (B, N, c, D) and keys (B, N, S, D)."""
@@ -112,10 +125,10 @@ def chunked_attention(query, key, value, mask=None, chunk_size=128, rate=0.0, se
                 return None
             return mask if mask.shape[1] == 1 else mask[:, start:stop]
 
-        pieces = [
-            _block_heads(query_h[:, :, a:b], key_h, value_h, mask_of(a, b), rate, seed, i)
-            for i, (a, b) in enumerate(blocks)
-        ]
+        pieces = []
+        for i, (a, b) in enumerate(blocks):
+            block_query = _after(pieces[-1] if pieces else None, query_h[:, :, a:b])
+            pieces.append(_block_heads(block_query, key_h, value_h, mask_of(a, b), rate, seed, i))
         outputs = _heads(tf.concat(pieces, axis=2))  # (B, T, N, Dv)
 
         def gradient(upstream):
@@ -124,7 +137,8 @@ def chunked_attention(query, key, value, mask=None, chunk_size=128, rate=0.0, se
             d_key = tf.zeros_like(key_h, tf.float32)
             d_value = tf.zeros_like(value_h, tf.float32)
             for i, (start, stop) in enumerate(blocks):
-                block_query, block_up = query_h[:, :, start:stop], upstream_h[:, :, start:stop]
+                block_query = _after(d_query[-1] if d_query else None, query_h[:, :, start:stop])
+                block_up = upstream_h[:, :, start:stop]
                 block_mask = mask_of(start, stop)
                 weights, scale = _weights_and_dropout(  # (B, N, c, S) float32
                     block_query, key_h, block_mask, rate, seed, i
