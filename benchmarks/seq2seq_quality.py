@@ -186,7 +186,7 @@ def parse_args(argv=None):
         "job's default-profile steps, and twice those)",
     )
     parser.add_argument("--test-words", type=int, default=2000, help="test words (0: all)")
-    parser.add_argument("--date-steps", type=int, default=1500, help="date_to_iso steps")
+    parser.add_argument("--date-steps", type=int, default=2000, help="date_to_iso steps")
     parser.add_argument("--full", action="store_true", help="add the full-profile row (~1 h)")
     parser.add_argument("--quick", action="store_true", help="tiny models and data, ~2 min")
     add_arguments(parser)
