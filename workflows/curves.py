@@ -57,7 +57,9 @@ class ScalarWriter:
 
     def __init__(self, folder):
         self.writer = tf.summary.create_file_writer(folder)
-        self._write = tf.function(self._write_all, reduce_retracing=True)
+        # One traced function per set of tags (a step's, an evaluation's): a single function
+        # retraced as the sets alternate, and TensorFlow warned of retracing in every run.
+        self._functions = {}
 
     def _write_all(self, values, step):
         with self.writer.as_default():
@@ -67,7 +69,10 @@ class ScalarWriter:
     def write(self, values, step):
         """Writes `{tag: float}` at `step` (tensors in: traced once per set of tags)."""
         tensors = {tag: tf.constant(value, tf.float32) for tag, value in sorted(values.items())}
-        self._write(tensors, tf.constant(step, tf.int64))
+        tags = tuple(tensors)
+        if tags not in self._functions:
+            self._functions[tags] = tf.function(self._write_all)
+        self._functions[tags](tensors, tf.constant(step, tf.int64))
 
     def flush(self):
         self.writer.flush()

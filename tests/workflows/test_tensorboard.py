@@ -174,3 +174,20 @@ def test_report_curves_of_a_run_without_per_step_log_use_epoch_numbers(tmp_path)
     (validation,) = figure.axes[0].lines
     assert list(validation.get_xdata()) == [1, 2]
     assert "(x: epoch)" in validation.get_label()
+
+
+def test_scalar_writer_traces_once_per_set_of_tags_and_writes_every_point(tmp_path):
+    # Steps and evaluations write different tags, in turn; one traced function for all of them
+    # retraced as they alternated, and TensorFlow printed retracing warnings in every run.
+    writer = curves.ScalarWriter(str(tmp_path))
+    for step in range(1, 13):
+        writer.write({"train/loss": 1.0 / step}, step)
+        if step % 3 == 0:
+            writer.write({"val/loss": 2.0 / step, "val/accuracy": 0.1 * step}, step)
+    writer.flush()
+    assert sorted(writer._functions) == [("train/loss",), ("val/accuracy", "val/loss")]
+    for function in writer._functions.values():
+        assert function.experimental_get_tracing_count() == 1
+    scalars = read_events(str(tmp_path))
+    assert scalars["train/loss"] == pytest.approx({s: 1.0 / s for s in range(1, 13)})
+    assert scalars["val/accuracy"] == pytest.approx({s: 0.1 * s for s in (3, 6, 9, 12)})
