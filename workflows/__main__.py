@@ -30,10 +30,11 @@ WORKFLOWS = {
     "scratch": "workflows.scratch",
     "as-is": "workflows.asis",
     "distill": "workflows.distill",
+    "compress": "workflows.compress",
     "seq2seq": "workflows.seq2seq",
 }
 # The workflows that train: they take the cluster flags and run on several workers.
-DISTRIBUTED = ("pretrain", "transfer", "finetune", "scratch", "distill", "seq2seq")
+DISTRIBUTED = ("pretrain", "transfer", "finetune", "scratch", "distill", "compress", "seq2seq")
 
 
 def build_parser():

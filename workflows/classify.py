@@ -199,13 +199,26 @@ def load_base(init_from):
             label_names=label_names,
             description=f"classifier run {init_from}",
         )
+    if isinstance(model, BertBackbone):  # a `compress` run: a general student
+        base_path = os.path.join(init_from, "base.json")
+        pooling = "mean"
+        if os.path.isfile(base_path):
+            with open(base_path, encoding="utf-8") as file:
+                pooling = json.load(file).get("pooling", pooling)
+        return Base(
+            in_run_precision(model),
+            tokenizer,
+            pooling,
+            description=f"general student {init_from}",
+        )
     if isinstance(model, BertMaskedLM):
         # Our masked-LM pretraining does not train the pooler: mean pooling uses what it learned.
         backbone = in_run_precision(model.backbone)
         return Base(backbone, tokenizer, "mean", description=f"pretrain run {init_from}")
     raise ValueError(
         f"--init-from {init_from!r} holds a {type(model).__name__}; classifier workflows need a "
-        "BERT-style encoder (a masked-LM pretrain run, a classifier run, or minilm)."
+        "BERT-style encoder (a masked-LM pretrain run, a classifier run, a compress run, or "
+        "minilm)."
     )
 
 

@@ -71,7 +71,12 @@ class ScalarWriter:
         tensors = {tag: tf.constant(value, tf.float32) for tag, value in sorted(values.items())}
         tags = tuple(tensors)
         if tags not in self._functions:
-            self._functions[tags] = tf.function(self._write_all)
+            # A function of its own (not the bound method, which TensorFlow's retracing count
+            # keys on across functions).
+            def write_all(values, step):
+                self._write_all(values, step)
+
+            self._functions[tags] = tf.function(write_all)
         self._functions[tags](tensors, tf.constant(step, tf.int64))
 
     def flush(self):

@@ -111,6 +111,22 @@ class Distiller(keras.Model):
         return loss
 
 
+def initialize_from(student, teacher):
+    """Copies the embeddings, embedding norm, pooler and every other block of `teacher` (a
+    `BertBackbone` of the same vocabulary and width) into the `student` backbone."""
+    for name in (
+        "token_embedding",
+        "position_embedding",
+        "segment_embedding",
+        "embeddings_norm",
+        "pooler",
+    ):
+        getattr(student, name).set_weights(getattr(teacher, name).get_weights())
+    step = teacher.num_layers / student.num_layers
+    for i, block in enumerate(student.transformer_blocks):
+        block.set_weights(teacher.transformer_blocks[int(i * step)].get_weights())
+
+
 def build_student(teacher, config):
     """The student classifier; with the teacher's width, initialised from every other block."""
     teacher_backbone = teacher.backbone
@@ -149,18 +165,7 @@ def build_student(teacher, config):
         hidden_dim=teacher.hidden_dim,
     )
     if config.initialize_from_teacher and width == teacher_backbone.hidden_dim:
-        for name in (
-            "token_embedding",
-            "position_embedding",
-            "segment_embedding",
-            "embeddings_norm",
-            "pooler",
-        ):
-            getattr(backbone, name).set_weights(getattr(teacher_backbone, name).get_weights())
-        step = teacher_backbone.num_layers / layers
-        for i, block in enumerate(backbone.transformer_blocks):
-            source = teacher_backbone.transformer_blocks[int(i * step)]
-            block.set_weights(source.get_weights())
+        initialize_from(backbone, teacher_backbone)
         student.classification_head.set_weights(teacher.classification_head.get_weights())
     return student
 

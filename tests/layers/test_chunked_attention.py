@@ -158,9 +158,7 @@ def test_blocks_run_one_after_another_in_the_forward_and_the_backward_pass():
     # batch 16: chunks without this ordering took more step memory than plain attention).
     # Every block after the first waits for the previous block's result before it starts.
     batch, length, chunk = 2, 32, 8
-    query, key, value = random(batch, length, 2, 4), random(batch, length, 2, 4), random(
-        batch, length, 2, 4
-    )
+    query = random(batch, length, 2, 4)
 
     @tf.function
     def step(q, k, v):
