@@ -84,7 +84,11 @@ class ClassifierResult:
 
 @dataclasses.dataclass
 class Base:
-    """A starting point: an encoder (or a whole classifier) and its tokenizer."""
+    """A starting point: an encoder (or a whole classifier) and its tokenizer.
+
+    `masked_lm` is set for a masked-LM pretrain run: its `BertMaskedLM` on `backbone` (the
+    same object), so the head is at hand (`compress` reads its soft targets).
+    """
 
     backbone: BertBackbone
     tokenizer: object
@@ -92,6 +96,7 @@ class Base:
     classifier: BertClassifier | None = None
     label_names: tuple | None = None
     description: str = ""
+    masked_lm: BertMaskedLM | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -214,7 +219,17 @@ def load_base(init_from):
     if isinstance(model, BertMaskedLM):
         # Our masked-LM pretraining does not train the pooler: mean pooling uses what it learned.
         backbone = in_run_precision(model.backbone)
-        return Base(backbone, tokenizer, "mean", description=f"pretrain run {init_from}")
+        if backbone is not model.backbone:  # rebuilt under the run's policy: so is the head
+            rebuilt = BertMaskedLM(backbone)
+            rebuilt.set_weights(model.get_weights())
+            model = rebuilt
+        return Base(
+            backbone,
+            tokenizer,
+            "mean",
+            description=f"pretrain run {init_from}",
+            masked_lm=model,
+        )
     raise ValueError(
         f"--init-from {init_from!r} holds a {type(model).__name__}; classifier workflows need a "
         "BERT-style encoder (a masked-LM pretrain run, a classifier run, a compress run, or "

@@ -15,23 +15,40 @@ The student is smaller in every dimension that matters:
   unseen word still splits into kept pieces), the kept embedding rows are copied, and the
   run's tokenizer is the pruned one: raw text works end to end.
 
-The loss, each term weighted by a setting (0 turns it off), is taken on the last block:
+The loss, each term weighted by a setting (0 turns it off), is taken on the last block (the
+masked-LM term on the heads' logits):
 
     cosine_weight * (1 - cos(h_teacher, W h_student))     over real tokens
     + mse_weight * |h_teacher - W h_student|^2 / H        over real tokens
     + attention_weight * KL(A_teacher || A_student)       self-attention, per head and query
     + value_weight * KL(VR_teacher || VR_student)         value relations softmax(V Vᵀ/√d)
+    + masked_lm_weight * T² KL(P_teacher || P_student)    masked-LM soft targets softmax(z/T)
+                                                          at the masked positions
 
 (`keras_transformer.training.distillation`; padding is ignored everywhere).
+
+Masked-LM soft targets (DistilBERT's main term) need a teacher with a masked-LM head: a
+`pretrain --objective masked` run. `--masked-lm-weight` left unset means "on (1.0) when the
+teacher has a head, off otherwise", so a pretrain-run teacher gets DistilBERT's recipe and
+MiniLM (no head) MiniLM's; asking for it (> 0) of a teacher without a head is refused before
+training. With the term on, the student gets a `BertMaskedLM` head too (the teacher's head
+copied when the widths match and `--initialize-from-teacher`, its output bias cut to the kept
+vocabulary), and every batch is masked as in pretraining (`--mask-rate`, 80/10/10, drawn from
+the student's vocabulary): teacher and student read the same corrupted passages for every
+term, and the teacher's logits at the masked positions are gathered to the student's kept ids
+(both distributions over the same vocabulary) and softened by `--temperature`.
 
     python -m workflows compress                       # MiniLM -> 3 blocks, pruned vocabulary
     python -m workflows compress --steps 200 --student-layers 2 --corpus my_texts/
 
 Outputs (in --output-dir, default runs/compress-<time>/): config.json, model.keras (the
-student BertBackbone), tokenizer.json and preprocessor.json (the pruned tokenizer),
-vocab.txt, base.json (its pooling), metrics.json (sizes, losses, agreement of the student's
-sentence similarities with the teacher's), history.json, train_loss.json, tensorboard/. A
-killed run resumes from its last evaluation when started again with the same --output-dir.
+student BertBackbone: the base `transfer` / `finetune` / `export` read), tokenizer.json and
+preprocessor.json (the pruned tokenizer), vocab.txt, base.json (its pooling), masked_lm.keras
+(when the masked-LM term was on: the student's `BertMaskedLM`, the same backbone with its
+head, for fill-mask), metrics.json (sizes, losses, the masked-LM weight used, agreement of the
+student's sentence similarities with the teacher's), history.json, train_loss.json,
+tensorboard/. A killed run resumes from its last evaluation when started again with the same
+--output-dir.
 """
 
 import dataclasses
@@ -45,12 +62,21 @@ import tensorflow as tf
 from keras import ops
 
 from keras_transformer import training
+from keras_transformer.data import pipelines
 from keras_transformer.layers.pooling import pool
-from keras_transformer.models import BertBackbone
-from keras_transformer.preprocessing import ClassifierPreprocessor, save_preprocessor
+from keras_transformer.models import BertBackbone, BertMaskedLM
+from keras_transformer.preprocessing import (
+    ClassifierPreprocessor,
+    MaskedLMPreprocessor,
+    save_preprocessor,
+)
 from keras_transformer.text import WordPieceTokenizer, save_vocabulary
 from keras_transformer.text.io import save_tokenizer
-from keras_transformer.text.vocabulary_pruning import prune_backbone, prune_vocabulary
+from keras_transformer.text.vocabulary_pruning import (
+    prune_backbone,
+    prune_masked_lm,
+    prune_vocabulary,
+)
 from keras_transformer.training import distillation
 from keras_transformer.training.compilation import resolve_jit_compile
 from workflows import classify, pretrain
@@ -63,7 +89,7 @@ from workflows.config import (
 from workflows.distill import initialize_from
 from workflows.training import fit, make_optimizer, save_model_atomic, start, write_history
 
-LOSS_TERMS = ("cosine", "mse", "attention", "value")
+LOSS_TERMS = ("cosine", "mse", "attention", "value", "masked_lm")
 # MiniLM's reference pairs (its model card): the first pair is the more similar one.
 REFERENCE_PAIRS = (
     ("A man is eating food.", "A man is eating a piece of bread."),
@@ -101,6 +127,15 @@ class Config:
         1.0, "weight of the last self-attention distributions' KL (equal head counts)"
     )
     value_weight: float = setting(1.0, "weight of the last block's value-relation KL")
+    masked_lm_weight: float | None = setting(
+        None,
+        "weight of the masked-LM soft targets (DistilBERT's main term); unset: 1.0 when the "
+        "teacher has a masked-LM head (a masked pretrain run), else 0; > 0 needs such a teacher",
+    )
+    temperature: float = setting(2.0, "softmax temperature of the masked-LM soft targets")
+    mask_rate: float = setting(
+        0.15, "share of tokens masked (80/10/10) when the masked-LM term is on"
+    )
     relation_heads: int = setting(0, "heads of the value relations (0: the teacher's head count)")
     sequence_length: int = setting(128, "tokens per passage, [CLS] and [SEP] included")
     batch_size: int = setting(32, "global batch size (split across replicas)")
@@ -143,13 +178,31 @@ class GeneralDistiller(keras.Model):
     Batches are the teacher's inputs (`token_ids` in the teacher's vocabulary); with a pruned
     student vocabulary, `student_ids` maps every teacher id to the student's (ids the corpus
     never used map to the student's `[UNK]`).
+
+    With a `"masked_lm"` weight, `teacher_masked_lm` and `student_masked_lm` are the
+    `BertMaskedLM`s on `teacher` and `student` (the same backbone objects); batches then also
+    hold `mask_positions` (B, P) and `mask_weights` (B, P), and `kept_ids` (the teacher id of
+    each student token, or `None` for the same vocabulary) restricts the teacher's logits to
+    the student's vocabulary.
     """
 
-    def __init__(self, teacher, student, weights, relation_heads, student_ids=None, **kwargs):
+    def __init__(
+        self,
+        teacher,
+        student,
+        weights,
+        relation_heads,
+        student_ids=None,
+        teacher_masked_lm=None,
+        student_masked_lm=None,
+        temperature=1.0,
+        kept_ids=None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.teacher = teacher
         self.student = student
-        self.loss_weights = dict(weights)
+        self.loss_weights = {term: 0.0 for term in LOSS_TERMS} | dict(weights)
         self.relation_heads = relation_heads
         teacher.trainable = False
         self.student_ids = None if student_ids is None else tf.constant(student_ids, tf.int32)
@@ -157,6 +210,24 @@ class GeneralDistiller(keras.Model):
         if student.hidden_dim != teacher.hidden_dim:
             self.projection = distillation.HiddenProjection(teacher.hidden_dim, name="projection")
             self.projection.build((None, None, student.hidden_dim))
+        self.teacher_masked_lm = self.student_masked_lm = None
+        self.temperature = temperature
+        self.kept_ids = None if kept_ids is None else tf.constant(kept_ids, tf.int32)
+        if self.loss_weights["masked_lm"]:
+            if teacher_masked_lm is None or student_masked_lm is None:
+                raise ValueError(
+                    "The masked-LM term needs `teacher_masked_lm` and `student_masked_lm`."
+                )
+            if teacher_masked_lm.backbone is not teacher or student_masked_lm.backbone is not (
+                student
+            ):
+                raise ValueError(
+                    "`teacher_masked_lm` and `student_masked_lm` must be built on `teacher` "
+                    "and `student` themselves."
+                )
+            teacher_masked_lm.trainable = False
+            self.teacher_masked_lm = teacher_masked_lm
+            self.student_masked_lm = student_masked_lm
         self.term_trackers = [keras.metrics.Mean(name=f"{term}_loss") for term in LOSS_TERMS]
         self.built = True
 
@@ -172,9 +243,15 @@ class GeneralDistiller(keras.Model):
 
     @property
     def trainable_weights(self):
-        # The student's own list without its pooler (no loss reads it), and the projection.
+        # The student's own list without its pooler (no loss reads it), its masked-LM head's
+        # own weights (the output projection is the student's tied token embedding), and the
+        # projection.
         pooler = {id(v) for v in self.student.pooler.weights}
         weights = [v for v in self.student.trainable_weights if id(v) not in pooler]
+        if self.student_masked_lm is not None:
+            seen = {id(v) for v in weights}
+            head = self.student_masked_lm.masked_lm_head.trainable_weights
+            weights += [v for v in head if id(v) not in seen]
         return weights + (self.projection.trainable_weights if self.projection else [])
 
     @property
@@ -189,6 +266,16 @@ class GeneralDistiller(keras.Model):
     @property
     def non_trainable_variables(self):
         return self.non_trainable_weights
+
+    def masked_lm_logits(self, inputs, teacher_states, student_states):
+        """The teacher's and the student's (B, P, V) logits at `inputs["mask_positions"]`."""
+        positions = inputs["mask_positions"]
+        teacher_head = self.teacher_masked_lm.masked_lm_head
+        student_head = self.student_masked_lm.masked_lm_head
+        return (
+            teacher_head(teacher_states.sequence_output, positions),
+            student_head(student_states.sequence_output, positions),
+        )
 
     def terms(self, inputs, student_states, training=False):
         """`{term: scalar loss}` of every term with a non-zero weight."""
@@ -211,6 +298,17 @@ class GeneralDistiller(keras.Model):
         if weights["value"]:
             terms["value"] = distillation.value_relation_loss(
                 teacher_states.values, student_states.values, mask, self.relation_heads
+            )
+        if weights["masked_lm"]:
+            teacher_logits, student_logits = self.masked_lm_logits(
+                inputs, teacher_states, student_states
+            )
+            terms["masked_lm"] = distillation.masked_lm_soft_target_loss(
+                teacher_logits,
+                student_logits,
+                self.temperature,
+                inputs["mask_weights"],
+                self.kept_ids,
             )
         return terms
 
@@ -270,6 +368,45 @@ def build_student(teacher, config, vocabulary_size):
     return student, layers, width
 
 
+def build_student_masked_lm(student, teacher_masked_lm, copy_head, pruned=None):
+    """The student's `BertMaskedLM` and its backbone, in the student's vocabulary.
+
+    A `BertMaskedLM` on `student` (still in the teacher's vocabulary); with `copy_head` (same
+    width) its head's own weights (transform, norm, output bias) are the teacher's, the output
+    projection being the student's tied token embedding. With `pruned`, the model is cut to
+    the kept vocabulary (`prune_masked_lm`: kept embedding rows and output-bias entries).
+    """
+    model = BertMaskedLM(student)
+    if copy_head:
+
+        def own_weights(masked_lm):
+            tied = id(masked_lm.backbone.token_embedding.embeddings)
+            return [w for w in masked_lm.masked_lm_head.weights if id(w) != tied]
+
+        for source, target in zip(own_weights(teacher_masked_lm), own_weights(model), strict=True):
+            target.assign(source.numpy())
+    if pruned is not None:
+        model = prune_masked_lm(model, pruned)
+    return model, model.backbone
+
+
+def resolve_masked_lm_weight(config, base):
+    """`--masked-lm-weight`, unset: 1.0 with a teacher's masked-LM head, else 0.
+
+    Raises:
+        ValueError: if it is > 0 and the teacher has no masked-LM head.
+    """
+    if config.masked_lm_weight is None:
+        return 1.0 if base.masked_lm is not None else 0.0
+    if config.masked_lm_weight > 0 and base.masked_lm is None:
+        raise ValueError(
+            f"--masked-lm-weight {config.masked_lm_weight} needs a teacher with a masked-LM "
+            f"head (a `pretrain --objective masked` run), but {base.description} has none: "
+            "give --masked-lm-weight 0 or leave it unset."
+        )
+    return float(config.masked_lm_weight)
+
+
 def passages(texts, sequence_length):
     """Texts cut at line breaks into passages of about `sequence_length` WordPiece tokens."""
     return pretrain.split_passages(texts, max_chars=4 * (sequence_length - 2))
@@ -281,6 +418,32 @@ def make_dataset(texts, preprocessor, batch_size, seed, training):
         dataset = dataset.shuffle(len(texts), seed=seed, reshuffle_each_iteration=True).repeat()
     dataset = dataset.batch(batch_size, drop_remainder=True)
     return dataset.map(preprocessor, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+def make_masked_dataset(texts, preprocessor, batch_size, training, teacher_ids=None):
+    """Masked batches (80/10/10, as in pretraining) in the teacher's ids.
+
+    `preprocessor` is a `MaskedLMPreprocessor` of the student's tokenizer (its random tokens
+    are then student tokens) whose `seed` fixes every batch's masks: the same passages give the
+    same batches. `teacher_ids` (the teacher id of each student id; `None`: same vocabulary)
+    maps the corrupted ids back to the teacher's vocabulary, as `GeneralDistiller` expects.
+    Each batch is the inputs dict plus `mask_weights` (B, P).
+    """
+    dataset = tf.data.Dataset.from_tensor_slices(texts)
+    if training:
+        dataset = dataset.shuffle(
+            len(texts), seed=preprocessor.seed, reshuffle_each_iteration=True
+        ).repeat()
+    dataset = pipelines.masked_lm_dataset(
+        dataset, preprocessor, None, batch_size, drop_remainder=True
+    )
+    ids = None if teacher_ids is None else tf.constant(teacher_ids, tf.int32)
+
+    def to_teacher(x, mask_ids, mask_weights):
+        token_ids = x["token_ids"] if ids is None else tf.gather(ids, x["token_ids"])
+        return {**x, "token_ids": token_ids, "mask_weights": mask_weights}
+
+    return dataset.map(to_teacher, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
 def sentences(texts, limit, seed):
@@ -369,12 +532,20 @@ def check_config(config):
             raise ValueError(
                 f"--{name.replace('_', '-')} must be positive; got {getattr(config, name)}."
             )
-    weights = [getattr(config, f"{term}_weight") for term in LOSS_TERMS]
+    # An unset --masked-lm-weight only adds the soft targets to the other terms (when the
+    # teacher has a head): a soft-target-only run asks for it explicitly.
+    weights = [getattr(config, f"{term}_weight") or 0.0 for term in LOSS_TERMS]
     if any(w < 0 for w in weights) or not any(weights):
         raise ValueError(
             "The loss weights (--cosine-weight, --mse-weight, --attention-weight, "
-            "--value-weight) must be >= 0 and at least one must be positive."
+            "--value-weight, --masked-lm-weight) must be >= 0 and at least one must be "
+            "positive (an unset --masked-lm-weight does not count: give it explicitly for "
+            "masked-LM soft targets alone)."
         )
+    if not config.temperature > 0:
+        raise ValueError(f"--temperature must be positive; got {config.temperature}.")
+    if not 0 < config.mask_rate < 1:
+        raise ValueError(f"--mask-rate must be between 0 and 1; got {config.mask_rate}.")
     if config.student_layers is not None and config.student_layers < 1:
         raise ValueError(f"--student-layers must be at least 1; got {config.student_layers}.")
 
@@ -404,8 +575,9 @@ def run(config):
                 f"The teacher {config.init_from!r} has a {type(base.tokenizer).__name__}; "
                 "compress distils WordPiece (BERT-family) encoders."
             )
+        masked_lm_weight = resolve_masked_lm_weight(config, base)
         teacher_text = ClassifierPreprocessor(base.tokenizer, config.sequence_length)
-        student_ids = None
+        student_ids = kept_ids = pruned = None
         tokenizer = base.tokenizer
         vocabulary_size = teacher.vocabulary_size
         if config.prune_vocabulary:
@@ -415,14 +587,32 @@ def run(config):
             # Teacher ids the corpus never used (none of the corpus's own) map to [UNK].
             unk = tokenizer.oov_token_id
             student_ids = np.where(pruned.old_to_new < 0, unk, pruned.old_to_new).astype("int32")
+            kept_ids = pruned.kept_ids.astype("int32")
         student, layers, width = build_student(teacher, config, teacher.vocabulary_size)
-        if config.initialize_from_teacher and width == teacher.hidden_dim:
+        copy_from_teacher = config.initialize_from_teacher and width == teacher.hidden_dim
+        if copy_from_teacher:
             initialize_from(student, teacher)
-        if config.prune_vocabulary:
+        student_masked_lm = None
+        if masked_lm_weight:
+            student_masked_lm, student = build_student_masked_lm(
+                student, base.masked_lm, copy_from_teacher, pruned
+            )
+        elif pruned is not None:
             student = prune_backbone(student, pruned)
         relation_heads = config.relation_heads or teacher.num_heads
         weights = {term: getattr(config, f"{term}_weight") for term in LOSS_TERMS}
-        distiller = GeneralDistiller(teacher, student, weights, relation_heads, student_ids)
+        weights["masked_lm"] = masked_lm_weight
+        distiller = GeneralDistiller(
+            teacher,
+            student,
+            weights,
+            relation_heads,
+            student_ids,
+            teacher_masked_lm=base.masked_lm if masked_lm_weight else None,
+            student_masked_lm=student_masked_lm,
+            temperature=config.temperature,
+            kept_ids=kept_ids,
+        )
         distiller.compile(
             optimizer=make_optimizer(
                 config.learning_rate,
@@ -438,15 +628,34 @@ def run(config):
         f"[compress] teacher {base.description}: {teacher.count_params():,} parameters, "
         f"{teacher.num_layers} blocks x {teacher.hidden_dim}, vocabulary "
         f"{teacher.vocabulary_size:,}; student {student.count_params():,} parameters, {layers} "
-        f"blocks x {width}, vocabulary {vocabulary_size:,}; {len(train_passages):,} passages",
+        f"blocks x {width}, vocabulary {vocabulary_size:,}; {len(train_passages):,} passages"
+        + (
+            f"; masked-LM soft targets (weight {masked_lm_weight:g}, temperature "
+            f"{config.temperature:g})"
+            if masked_lm_weight
+            else ""
+        ),
         flush=True,
     )
-    train_ds = make_dataset(train_passages, teacher_text, config.batch_size, config.seed, True)
-    validation_ds = make_dataset(
-        validation_passages, teacher_text, config.batch_size, config.seed, False
-    )
+    if masked_lm_weight:
+        masker = MaskedLMPreprocessor(
+            tokenizer,
+            config.sequence_length,
+            mask_selection_rate=config.mask_rate,
+            seed=config.seed,
+        )
+        train_ds = make_masked_dataset(train_passages, masker, config.batch_size, True, kept_ids)
+        validation_ds = make_masked_dataset(
+            validation_passages, masker, config.batch_size, False, kept_ids
+        )
+    else:
+        train_ds = make_dataset(train_passages, teacher_text, config.batch_size, config.seed, True)
+        validation_ds = make_dataset(
+            validation_passages, teacher_text, config.batch_size, config.seed, False
+        )
     validation_ds = pretrain.with_known_cardinality(validation_ds.take(config.eval_batches).cache())
-    teacher_before = [w.numpy().copy() for w in teacher.weights]
+    teacher_weights = (base.masked_lm if masked_lm_weight else teacher).weights
+    teacher_before = [w.numpy().copy() for w in teacher_weights]
     start_time = time.monotonic()
     history = fit(
         distiller,
@@ -460,7 +669,7 @@ def run(config):
         throughput=("tokens", config.batch_size * config.sequence_length),
     )
     seconds = time.monotonic() - start_time
-    for before, after in zip(teacher_before, teacher.weights, strict=True):
+    for before, after in zip(teacher_before, teacher_weights, strict=True):
         if not np.array_equal(before, after.numpy()):
             raise RuntimeError("The teacher's weights changed during distillation.")
     history = write_history(history, place.run_dir, place.chief)
@@ -488,6 +697,7 @@ def run(config):
         "teacher_vocabulary_size": teacher.vocabulary_size,
         "student_vocabulary_size": vocabulary_size,
         "pooling": base.pooling,
+        "masked_lm_weight": masked_lm_weight,
         "distillation_seconds": seconds,
         "validation_loss": float(evaluation["loss"]),
         **{
@@ -505,6 +715,10 @@ def run(config):
         write_json_atomic(os.path.join(place.run_dir, "base.json"), {"pooling": base.pooling})
         save_model_atomic(student, model_path)
         metrics["student_file_mb"] = file_size_mb(model_path)
+        if student_masked_lm is not None:
+            masked_lm_path = os.path.join(place.run_dir, "masked_lm.keras")
+            save_model_atomic(student_masked_lm, masked_lm_path)
+            metrics["student_masked_lm_file_mb"] = file_size_mb(masked_lm_path)
         write_json_atomic(os.path.join(place.run_dir, "metrics.json"), metrics)
     print(
         f"[compress] done: {steps_done} steps in {seconds:.0f} s; student "
