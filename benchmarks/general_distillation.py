@@ -4,12 +4,13 @@ Issue 18's target table, on `movie_sentiment`. Runs the workflows in order, each
 folder under --output-dir (a rerun skips the steps whose metrics.json exists, and the table
 says which):
 
-1. teacher: the pretrained all-MiniLM-L6-v2, `transfer` (frozen, new head) then `finetune`;
+1. teacher: the pretrained all-MiniLM-L6-v2 fine-tuned whole with a new head (`finetune
+   --init-from minilm`, Hugging Face's standard recipe: 2 epochs, 5e-5);
 2. task-level student: `distill` of that fine-tuned teacher (half its blocks, the full
    vocabulary; distilled on the task's labelled texts);
 3. general student: `compress` of the pretrained MiniLM on the built-in unlabelled text (half
-   its blocks, the vocabulary pruned to that text), then `transfer` and `finetune` exactly as
-   the teacher was (same epochs and learning rates).
+   its blocks, the vocabulary pruned to that text), then `finetune` exactly as the teacher was
+   (same epochs and learning rate).
 
 Then, in this one process: the three classifiers predict the same test batch (each through its
 own tokenizer, outside the timing), alternating in rounds whose order flips (examples/s as the
@@ -50,24 +51,21 @@ from benchmarks.common import (  # noqa: E402
 from benchmarks.publish import add_arguments, check_or_exit, publishing, replace_block  # noqa: E402
 
 BLOCK = "general_distillation"
-# The settings of benchmarks/quality.py's MiniLM rows and its distilled student.
 PROFILES = {
     "full": {
-        "teacher_transfer": 5,
-        "teacher_finetune": 2,
-        "task_student": 4,
-        "compress_steps": 1500,
+        "finetune_epochs": 2,
+        "distill_epochs": 2,
+        "compress_steps": 1000,
         "compress_eval_interval": 250,
     },
     "quick": {
-        "teacher_transfer": 1,
-        "teacher_finetune": 1,
-        "task_student": 1,
+        "finetune_epochs": 1,
+        "distill_epochs": 1,
         "compress_steps": 20,
         "compress_eval_interval": 10,
     },
 }
-TRANSFER_RATE, FINETUNE_RATE, DISTILL_RATE = 1e-3, 3e-5, 1e-4
+FINETUNE_RATE, DISTILL_RATE = 5e-5, 1e-4
 TARGETS = {"parameters_saved": 0.40, "accuracy_kept": 0.97, "speedup": 2.0, "spearman": 0.9}
 
 
@@ -208,7 +206,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output-dir", default="runs/general_distillation")
     parser.add_argument("--quick", action="store_true", help="one epoch each, 20 compress steps")
-    parser.add_argument("--compress-steps", type=int, help="compress steps (default 1,500)")
+    parser.add_argument("--compress-steps", type=int, help="compress steps (default 1,000)")
     parser.add_argument("--pairs", type=int, default=1000, help="sentence pairs of the Spearman")
     parser.add_argument("--repeats", type=int, default=20, help="timed rounds of the speed")
     parser.add_argument("--batch-size", type=int, default=32, help="batch of the speed test")
@@ -220,7 +218,7 @@ def main(argv=None):
         check_or_exit([(args.docs, BLOCK)])  # before the hour, not after
     import keras
 
-    from workflows import classify, compress, distill, finetune, transfer
+    from workflows import classify, compress, distill, finetune
 
     started = datetime.datetime.now().astimezone()
     machine, load_at_start = machine_description(), load_average()
@@ -238,26 +236,15 @@ def main(argv=None):
     run = lambda name, module, **settings: step(  # noqa: E731
         name, module, folder, reused, timings, **settings
     )
-    transfer_epochs, finetune_epochs = profile["teacher_transfer"], profile["teacher_finetune"]
-    run(
-        "teacher_transfer",
-        transfer,
-        init_from="minilm",
-        epochs=transfer_epochs,
-        learning_rate=TRANSFER_RATE,
-    )
+    finetune_epochs = profile["finetune_epochs"]
     teacher = run(
-        "teacher",
-        finetune,
-        init_from=path("teacher_transfer"),
-        epochs=finetune_epochs,
-        learning_rate=FINETUNE_RATE,
+        "teacher", finetune, init_from="minilm", epochs=finetune_epochs, learning_rate=FINETUNE_RATE
     )
     task_student = run(
         "task_student",
         distill,
         init_from=path("teacher"),
-        epochs=profile["task_student"],
+        epochs=profile["distill_epochs"],
         learning_rate=DISTILL_RATE,
     )
     general = run(
@@ -267,17 +254,10 @@ def main(argv=None):
         eval_interval=profile["compress_eval_interval"],
     )
     # The general student is fine-tuned exactly as the teacher was.
-    run(
-        "general_transfer",
-        transfer,
-        init_from=path("general"),
-        epochs=transfer_epochs,
-        learning_rate=TRANSFER_RATE,
-    )
     general_student = run(
         "general_student",
         finetune,
-        init_from=path("general_transfer"),
+        init_from=path("general"),
         epochs=finetune_epochs,
         learning_rate=FINETUNE_RATE,
     )
@@ -287,7 +267,7 @@ def main(argv=None):
         "task-level student": "task_student",
         "general student": "general_student",
     }
-    test = classify.load_splits(transfer.Config()).test
+    test = classify.load_splits(finetune.Config()).test
     texts = test.texts[: args.batch_size]
     print("[general_distillation] timing the three classifiers side by side ...", flush=True)
     speeds = classifier_speeds({n: path(d) for n, d in classifiers.items()}, texts, args.repeats)
@@ -333,9 +313,8 @@ def main(argv=None):
         f"General student vs the fine-tuned teacher (`compress` {general['student_layers']} "
         f"blocks, vocabulary {general['teacher_vocabulary_size']:,} -> "
         f"{general['student_vocabulary_size']:,}, {profile['compress_steps']:,} steps in "
-        f"{general['distillation_seconds'] / 60:.1f} min; then transfer "
-        f"{profile['teacher_transfer']} + finetune {profile['teacher_finetune']} epochs, as the "
-        "teacher):",
+        f"{general['distillation_seconds'] / 60:.1f} min; then finetune {finetune_epochs} "
+        f"epochs at {FINETUNE_RATE:g}, as the teacher):",
         *verdicts(general_row, teacher_row, speeds, agreement["general student, encoder only"]),
     ]
     if timings:

@@ -20,6 +20,7 @@ masked-LM term on the heads' logits):
 
     cosine_weight * (1 - cos(h_teacher, W h_student))     over real tokens
     + mse_weight * |h_teacher - W h_student|^2 / H        over real tokens
+    + sentence_weight * (1 - cos(mean h_teacher, mean W h_student))   mean-pooled, per text
     + attention_weight * KL(A_teacher || A_student)       self-attention, per head and query
     + value_weight * KL(VR_teacher || VR_student)         value relations softmax(V Vᵀ/√d)
     + masked_lm_weight * T² KL(P_teacher || P_student)    masked-LM soft targets softmax(z/T)
@@ -89,7 +90,7 @@ from workflows.config import (
 from workflows.distill import initialize_from
 from workflows.training import fit, make_optimizer, save_model_atomic, start, write_history
 
-LOSS_TERMS = ("cosine", "mse", "attention", "value", "masked_lm")
+LOSS_TERMS = ("cosine", "mse", "sentence", "attention", "value", "masked_lm")
 # MiniLM's reference pairs (its model card): the first pair is the more similar one.
 REFERENCE_PAIRS = (
     ("A man is eating food.", "A man is eating a piece of bread."),
@@ -127,6 +128,11 @@ class Config:
         1.0, "weight of the last self-attention distributions' KL (equal head counts)"
     )
     value_weight: float = setting(1.0, "weight of the last block's value-relation KL")
+    sentence_weight: float = setting(
+        1.0,
+        "weight of the mean-pooled sentence vectors' cosine loss (what a mean-pooling sentence "
+        "encoder serves; sentence-transformers' distillation term)",
+    )
     masked_lm_weight: float | None = setting(
         None,
         "weight of the masked-LM soft targets (DistilBERT's main term); unset: 1.0 when the "
@@ -291,6 +297,10 @@ class GeneralDistiller(keras.Model):
             terms["cosine"] = distillation.hidden_cosine_loss(teacher_hidden, student_hidden, mask)
         if weights["mse"]:
             terms["mse"] = distillation.hidden_mse_loss(teacher_hidden, student_hidden, mask)
+        if weights["sentence"]:
+            terms["sentence"] = distillation.sentence_cosine_loss(
+                teacher_hidden, student_hidden, mask
+            )
         if weights["attention"]:
             terms["attention"] = distillation.attention_distribution_loss(
                 teacher_states.attention_weights, student_states.attention_weights, mask
@@ -537,10 +547,10 @@ def check_config(config):
     weights = [getattr(config, f"{term}_weight") or 0.0 for term in LOSS_TERMS]
     if any(w < 0 for w in weights) or not any(weights):
         raise ValueError(
-            "The loss weights (--cosine-weight, --mse-weight, --attention-weight, "
-            "--value-weight, --masked-lm-weight) must be >= 0 and at least one must be "
-            "positive (an unset --masked-lm-weight does not count: give it explicitly for "
-            "masked-LM soft targets alone)."
+            "The loss weights (--cosine-weight, --mse-weight, --sentence-weight, "
+            "--attention-weight, --value-weight, --masked-lm-weight) must be >= 0 and at least "
+            "one must be positive (an unset --masked-lm-weight does not count: give it "
+            "explicitly for masked-LM soft targets alone)."
         )
     if not config.temperature > 0:
         raise ValueError(f"--temperature must be positive; got {config.temperature}.")

@@ -8,7 +8,8 @@ on the teacher except `masked_lm_soft_target_loss`:
   from the backbone's own layers (the last block by default); `value_heads`: a block's value
   vectors.
 - `hidden_cosine_loss`, `hidden_mse_loss`: the student's hidden states against the teacher's
-  (a narrower student goes through a learned `HiddenProjection` first).
+  (a narrower student goes through a learned `HiddenProjection` first); `sentence_cosine_loss`:
+  the mean-pooled sentence vectors' directions (sentence-transformers' distillation).
 - `attention_distribution_loss`: MiniLM's self-attention distribution transfer (equal head
   counts).
 - `relation_loss`, `value_relation_loss`: MiniLM's value relation, `softmax(V Vᵀ / √d)`,
@@ -244,6 +245,39 @@ def hidden_cosine_loss(teacher_hidden, student_hidden, padding_mask=None):
     norms = ops.norm(teacher, axis=-1) * ops.norm(student, axis=-1)
     cosine = dot / ops.maximum(norms, _TINY)
     return _masked_mean(1.0 - cosine, _query_mask(padding_mask, teacher))
+
+
+def sentence_cosine_loss(teacher_hidden, student_hidden, padding_mask=None):
+    """Mean over the batch of `1 - cos(mean(h_teacher), mean(h_student))`, means over real tokens.
+
+    The sentence-embedding term of sentence-transformers' model distillation: the student's
+    mean-pooled sentence vector (the vector a mean-pooling sentence encoder such as MiniLM
+    serves) should point where the teacher's does, so that the two models' cosine similarities
+    between sentences agree. The token-level `hidden_cosine_loss` leaves the tokens' norms free,
+    and the norms weigh each token in the mean.
+
+    Args:
+        teacher_hidden: (B, T, H) tensor.
+        student_hidden: (B, T, H) tensor (projected to the teacher's width if narrower: the
+            projection is linear, so pooling first or projecting first gives the same vector).
+        padding_mask: (B, T) bool/int, true at real tokens, or `None` (all real).
+
+    Returns:
+        float32 scalar in [0, 2]; 0 when every sentence vector points the teacher's way.
+
+    Raises:
+        ValueError: if the shapes differ.
+    """
+    _check_same("sentence_cosine_loss", teacher_hidden, student_hidden, (0, 1), _SAME_POSITIONS)
+    _check_same("sentence_cosine_loss", teacher_hidden, student_hidden, (2,), _PROJECT)
+    teacher, student = _teacher_and_student(teacher_hidden, student_hidden)
+    weights = _query_mask(padding_mask, teacher)[:, :, None]  # (B, T, 1)
+    count = ops.maximum(ops.sum(weights, axis=1), 1.0)  # (B, 1)
+    teacher = ops.sum(teacher * weights, axis=1) / count  # (B, H)
+    student = ops.sum(student * weights, axis=1) / count
+    dot = ops.sum(teacher * student, axis=-1)
+    norms = ops.norm(teacher, axis=-1) * ops.norm(student, axis=-1)
+    return ops.mean(1.0 - dot / ops.maximum(norms, _TINY))
 
 
 def hidden_mse_loss(teacher_hidden, student_hidden, padding_mask=None):

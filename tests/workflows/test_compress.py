@@ -123,7 +123,7 @@ def test_bad_settings_fail_before_training(teacher_run, positive_corpus, tmp_pat
     with pytest.raises(ValueError):
         compress.run(compress_config(teacher_run, str(blank), tmp_path / "b"))
     with pytest.raises(ValueError, match="at least one must be positive"):
-        off = {"cosine_weight": 0, "attention_weight": 0, "value_weight": 0}
+        off = {"cosine_weight": 0, "sentence_weight": 0, "attention_weight": 0, "value_weight": 0}
         compress.run(compress_config(teacher_run, positive_corpus, tmp_path / "c", **off))
     assert not os.path.exists(tmp_path / "a") and not os.path.exists(tmp_path / "c")
 
