@@ -322,14 +322,44 @@ class GeneralDistiller(keras.Model):
             )
         return terms
 
+    def replica_shares(self, inputs, terms):
+        """`{term: R * n / N}`: this replica's share of each term's global-batch denominator.
+
+        Every term is a mean over this replica's rows: over its real tokens, its masked
+        positions (masked-LM) or its texts (sentence). Weighted by its share (the number n of
+        this replica's tokens, positions or texts over the number N in the whole global batch,
+        times the R replicas), the replicas' average is the mean over the global batch, as one
+        process takes it, however the padding falls on each replica. 1 on one replica.
+        """
+        context = tf.distribute.get_replica_context()
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        if context is None or replicas == 1:
+            return {term: 1.0 for term in terms}
+        tokens = ops.sum(ops.cast(inputs["padding_mask"], "float32"))
+        positions = (
+            ops.sum(ops.cast(inputs["mask_weights"], "float32")) if "masked_lm" in terms else tokens
+        )
+        local = ops.stack([tokens, positions])
+        totals = context.all_reduce(tf.distribute.ReduceOp.SUM, local)
+        shares = replicas * local / ops.maximum(totals, 1e-9)
+        return {
+            term: 1.0 if term == "sentence" else shares[1] if term == "masked_lm" else shares[0]
+            for term in terms
+        }
+
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         terms = self.terms(x, y_pred, training=training)
+        shares = self.replica_shares(x, terms)
         total = ops.convert_to_tensor(0.0, "float32")
         for tracker, term in zip(self.term_trackers, LOSS_TERMS, strict=True):
             if term in terms:
-                tracker.update_state(terms[term])
-                total = total + self.loss_weights[term] * terms[term]
-        return total
+                value = terms[term] * shares[term]
+                tracker.update_state(value)
+                total = total + self.loss_weights[term] * value
+        # Keras's convention, which the training loop relies on: each replica's loss is divided
+        # by the number of replicas, so that their summed gradients are those of the mean over
+        # the global batch (2 workers train as one process; the logged loss is unscaled again).
+        return total / tf.distribute.get_strategy().num_replicas_in_sync
 
     @property
     def metrics(self):

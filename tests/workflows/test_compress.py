@@ -13,8 +13,10 @@ from test_classifier_workflows import (  # noqa: F401
     labeled_csv,
     tiny_masked_base,
 )
+from test_seq2seq_workflow import CrashAfter, saved_weights
 
 from workflows import classify, compress, transfer
+from workflows import training as workflow_training
 
 
 @pytest.fixture(scope="module")
@@ -136,3 +138,42 @@ def test_spearman_matches_hand_computed_ranks():
     expected = np.corrcoef(tied, [1, 2, 3, 4])[0, 1]
     assert compress.spearman([5, 7, 7, 9], [1, 2, 3, 4]) == pytest.approx(expected)
     assert compress.spearman([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
+
+
+@pytest.mark.slow  # 3 short runs, about 30 s
+def test_a_killed_compress_run_resumes_to_the_uninterrupted_weights(
+    teacher_run, positive_corpus, tmp_path, monkeypatch
+):
+    """Killed after step 6 (its checkpoint is after step 4), then started again with the same
+    --output-dir: the student must end bit for bit as an uninterrupted run's. With dropout, so
+    the checkpoint must hold the student's random-number states too, and the resumed run must
+    skip the batches already trained on (a fresh start would also reach the same weights, but
+    would evaluate twice: the history shows which)."""
+    settings = {"steps": 8, "eval_interval": 4, "dropout": 0.1}
+    uninterrupted = compress.run(
+        compress_config(teacher_run, positive_corpus, tmp_path / "uninterrupted", **settings)
+    )
+    config = compress_config(teacher_run, positive_corpus, tmp_path / "resumed", **settings)
+
+    def crashing_fit(*args, callbacks=(), **kwargs):
+        return workflow_training.fit(*args, callbacks=[*callbacks, CrashAfter(6)], **kwargs)
+
+    monkeypatch.setattr(compress, "fit", crashing_fit)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        compress.run(config)
+    assert (tmp_path / "resumed" / "backup" / "checkpoint").exists()
+    assert not (tmp_path / "resumed" / "model.keras").exists()
+    monkeypatch.undo()
+
+    resumed = compress.run(config)  # from the checkpoint after step 4
+    history = json.loads((tmp_path / "resumed" / "history.json").read_text())
+    full_history = json.loads((tmp_path / "uninterrupted" / "history.json").read_text())
+    assert resumed.steps == uninterrupted.steps == 8
+    assert len(history["val_loss"]) == 1 and len(full_history["val_loss"]) == 2
+    assert history["val_loss"][0] == full_history["val_loss"][1]
+    ours, theirs = saved_weights(resumed.model_path), saved_weights(uninterrupted.model_path)
+    assert sorted(ours) == sorted(theirs) and len(ours) > 10
+    for name, value in ours.items():
+        np.testing.assert_array_equal(value, theirs[name], err_msg=name)
+    assert resumed.metrics["validation_loss"] == uninterrupted.metrics["validation_loss"]
+    assert not (tmp_path / "resumed" / "backup").exists()  # removed once training completed

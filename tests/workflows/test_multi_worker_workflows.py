@@ -14,9 +14,10 @@ import sys
 import keras
 import numpy as np
 import pytest
+from test_classifier_workflows import NEGATIVE, POSITIVE, tiny_masked_base
 
 from keras_transformer.training.launcher import free_ports, launch_workers
-from workflows import pretrain, transfer
+from workflows import compress, pretrain, transfer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 pytestmark = pytest.mark.slow
@@ -90,6 +91,56 @@ def test_pretrain_on_two_workers_matches_one_process(tmp_path):
     assert difference < 1e-4
     metrics = json.loads((two / "metrics.json").read_text())
     assert metrics["validation_loss"] == pytest.approx(one.metrics["validation_loss"], rel=1e-4)
+    history = json.loads((two / "history.json").read_text())
+    assert len(history["loss"]) == 2 and len(history["val_loss"]) == 2
+    assert_only_chief_files(two)
+
+
+def test_compress_on_two_workers_matches_one_process(tmp_path):
+    """General distillation: a frozen 2-block masked-LM teacher, a 1-block student with a pruned
+    vocabulary, every default term (masked-LM soft targets included). Each worker's rows have
+    their own padding and masked positions: the terms must still average over the global batch."""
+    (tmp_path / "teacher").mkdir()
+    text = "\n".join((POSITIVE + NEGATIVE) * 30)
+    teacher = tiny_masked_base(tmp_path / "teacher", text, steps=2, eval_interval=2)
+    corpus = tmp_path / "texts.txt"
+    corpus.write_text("\n".join(f"{t} {i % 3}" for i in range(60) for t in POSITIVE), "utf-8")
+    settings = {
+        "init_from": teacher,
+        "corpus": str(corpus),
+        "student_layers": 1,
+        "sequence_length": 16,
+        "batch_size": 4,
+        "steps": 6,
+        "eval_interval": 3,
+        "eval_batches": 2,
+        "learning_rate": 3e-3,
+        "warmup_steps": 1,
+        "similarity_pairs": 20,
+        "dropout": 0.0,
+        "verbose": 0,
+    }
+    one = compress.run(compress.Config(output_dir=str(tmp_path / "one"), **settings))
+
+    two = tmp_path / "two"
+    command = [sys.executable, "-m", "workflows", "compress", *flags(settings)]
+    result = launch_workers(
+        [*command, "--output-dir", str(two)],
+        num_workers=2,
+        timeout=300,
+        cwd=ROOT,
+        log_dir=str(tmp_path / "logs"),
+    )
+    assert result.ok, result.summary + "\n" + result.log(0)[-3000:] + result.log(1)[-3000:]
+    assert "worker 1 of 2 (cluster from TF_CONFIG)" in result.log(1)
+
+    difference = relative_difference(weights(one.model_path), weights(two / "model.keras"))
+    print(f"compress, 2 workers vs 1 process: relative weight difference {difference:.2e}")
+    assert difference < 1e-4
+    assert (two / "vocab.txt").read_text() == (tmp_path / "one" / "vocab.txt").read_text()
+    metrics = json.loads((two / "metrics.json").read_text())
+    assert metrics["validation_loss"] == pytest.approx(one.metrics["validation_loss"], rel=1e-4)
+    assert metrics["student_parameters"] == one.metrics["student_parameters"]
     history = json.loads((two / "history.json").read_text())
     assert len(history["loss"]) == 2 and len(history["val_loss"]) == 2
     assert_only_chief_files(two)
