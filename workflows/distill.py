@@ -16,6 +16,7 @@ import math
 import typing
 
 import keras
+import tensorflow as tf
 from keras import ops
 
 from keras_transformer.layers.pooling import pool
@@ -55,7 +56,6 @@ class Distiller(keras.Model):
         self.temperature = temperature
         self.cosine_weight = cosine_weight
         teacher.trainable = False
-        self.hard_loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         self.built = True  # both models are built; nothing of its own to create
 
     def call(self, inputs, training=None):
@@ -94,8 +94,8 @@ class Distiller(keras.Model):
             ),
             axis=-1,
         )
-        loss = self.alpha * t * t * ops.mean(kl)
-        loss = loss + (1.0 - self.alpha) * self.hard_loss(y, student_logits)
+        hard = keras.losses.sparse_categorical_crossentropy(y, student_logits, from_logits=True)
+        per_example = self.alpha * t * t * kl + (1.0 - self.alpha) * hard
         if self.cosine_weight:  # the vectors each classifier pools (its `pooling`)
             mask = x["padding_mask"]
             teacher_outputs = self.teacher.backbone(x, training=False)
@@ -107,8 +107,30 @@ class Distiller(keras.Model):
                 * ops.normalize(ops.cast(student_vector, "float32"), axis=-1),
                 axis=-1,
             )
-            loss = loss + self.cosine_weight * ops.mean(1.0 - cosine)
-        return loss
+            per_example = per_example + self.cosine_weight * (1.0 - cosine)
+        return ops.sum(per_example) / global_batch_size(per_example, self.jit_compile)
+
+
+def global_batch_size(per_example, jit_compile=False):
+    """The denominator that makes each replica's loss its share of the global-batch mean.
+
+    Keras's convention, which the training loop relies on: the replicas' gradients are summed,
+    so each replica returns `sum over its rows / rows of the whole global batch`, and their sum
+    is the mean over the global batch, as one process takes it, even when a last batch splits
+    unevenly (1 + 2 rows). One replica: its row count, the plain mean. Under `jit_compile` each
+    replica's step is a nested XLA function, where no all-reduce can run (`merge_call` fails):
+    there it is Keras's own reduction, the local rows times the replicas, exact when the rows
+    split evenly. (The training loop multiplies the logged loss by the replicas again.)
+    """
+    rows = ops.cast(ops.shape(per_example)[0], "float32")
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    context = tf.distribute.get_replica_context()
+    if replicas == 1 or context is None:
+        return ops.maximum(rows, 1.0)
+    if jit_compile:
+        return ops.maximum(rows, 1.0) * replicas
+    # A replica may hold no rows of a small last batch; the global batch holds some.
+    return ops.maximum(context.all_reduce(tf.distribute.ReduceOp.SUM, rows), 1.0)
 
 
 def initialize_from(student, teacher):

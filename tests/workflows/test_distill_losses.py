@@ -10,6 +10,8 @@ each averaged over the batch. Each term is isolated by its weights and compared 
 formula written in numpy from the two models' logits and pooled vectors.
 """
 
+import json
+
 import numpy as np
 import pytest
 
@@ -233,3 +235,66 @@ def test_a_mean_pooling_student_trains_without_touching_or_warning_about_the_poo
     assert not [w for w in caught if "Gradients do not exist" in str(w.message)]
     for b, w in zip(before, student.backbone.pooler.weights, strict=True):
         np.testing.assert_array_equal(b, np.asarray(w))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("jit_compile, examples", [(False, 11), (True, 12)])
+def test_distill_on_two_replicas_matches_one_process(jit_compile, examples):
+    """The training loop on 2 mirrored replicas (2 logical CPUs, a fresh process; ~30 s) reaches
+    the student weights of one process: same data, same start, plain SGD (Adam would cancel a
+    loss scaled by 2). Unscaled, each replica's mean counted twice (0.05 off). 11 examples in
+    batches of 4: the last batch, 3 rows, splits 1 + 2 over the replicas, so a per-replica mean
+    divided by the replicas is not enough (0.016 off); the loss is the replica's sum over the
+    global batch's count. Under jit_compile (no all-reduce inside the XLA step; Keras's
+    reduction, exact for even splits) 12 examples: the step compiles and matches too."""
+    from fresh_process import run_code
+
+    result = run_code(f"""
+        import json
+        import sys
+
+        from keras_transformer.distribute import split_cpu
+
+        devices = split_cpu(2)  # before TensorFlow starts
+        sys.path.insert(0, "tests/workflows")
+        import keras
+        import numpy as np
+        import tensorflow as tf
+        from test_distill_losses import V, tiny_classifier
+
+        from keras_transformer.training import fit
+        from workflows import distill
+
+        rng = np.random.default_rng(0)
+        lengths = rng.integers(2, 9, {examples})
+        mask = np.arange(8)[None, :] < lengths[:, None]
+        ids = np.where(mask, rng.integers(1, V, mask.shape), 0).astype("int32")
+        labels = rng.integers(0, 3, {examples}).astype("int32")
+        data = tf.data.Dataset.from_tensor_slices(
+            ({{"token_ids": ids, "padding_mask": mask.astype("int32")}}, labels)
+        ).batch(4)
+
+        def trained(strategy):
+            with strategy.scope():
+                teacher = tiny_classifier(num_layers=4, seed=0)
+                student = tiny_classifier(num_layers=2, seed=1)
+                model = distill.Distiller(teacher, student, 0.5, 2.0, 1.0)
+                model.compile(
+                    optimizer=keras.optimizers.SGD(0.1),
+                    metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+                    jit_compile={jit_compile},
+                )
+            start = [np.array(w) for w in student.weights]
+            fit(model, data, epochs=2, verbose=0, strategy=strategy)
+            end = [np.array(w) for w in student.weights]
+            moved = max(float(np.abs(a - b).max()) for a, b in zip(start, end, strict=True))
+            return end, moved
+
+        one, moved = trained(tf.distribute.get_strategy())
+        two, _ = trained(tf.distribute.MirroredStrategy(devices))
+        difference = max(float(np.abs(a - b).max()) for a, b in zip(one, two, strict=True))
+        print(json.dumps({{"moved": moved, "difference": difference}}))
+    """)
+    result = json.loads(result)
+    assert result["moved"] > 1e-2  # the student trained: a difference would show
+    assert result["difference"] < 1e-5, result
