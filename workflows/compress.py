@@ -329,11 +329,14 @@ class GeneralDistiller(keras.Model):
         positions (masked-LM) or its texts (sentence). Weighted by its share (the number n of
         this replica's tokens, positions or texts over the number N in the whole global batch,
         times the R replicas), the replicas' average is the mean over the global batch, as one
-        process takes it, however the padding falls on each replica. 1 on one replica.
+        process takes it, however the padding falls on each replica. 1 on one replica, and 1
+        under `jit_compile`: each replica's step is then a nested XLA function where no
+        all-reduce can run (`merge_call` fails), so the shares are Keras's own rule, exact when
+        every replica holds as many real tokens (as `distill.global_batch_size` does).
         """
         context = tf.distribute.get_replica_context()
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        if context is None or replicas == 1:
+        if context is None or replicas == 1 or self.jit_compile:
             return {term: 1.0 for term in terms}
         tokens = ops.sum(ops.cast(inputs["padding_mask"], "float32"))
         positions = (
