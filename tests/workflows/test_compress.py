@@ -18,6 +18,8 @@ from test_seq2seq_workflow import CrashAfter, saved_weights
 from workflows import classify, compress, transfer
 from workflows import training as workflow_training
 
+SEQUENCE_LENGTH = 16
+
 
 @pytest.fixture(scope="module")
 def teacher_run(tmp_path_factory):
@@ -37,7 +39,7 @@ def compress_config(teacher_run, corpus, output_dir, **changes):
         "init_from": teacher_run,
         "corpus": corpus,
         "student_layers": 1,
-        "sequence_length": 16,
+        "sequence_length": SEQUENCE_LENGTH,
         "batch_size": 4,
         "steps": 12,
         "eval_interval": 4,

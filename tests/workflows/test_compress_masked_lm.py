@@ -1,5 +1,9 @@
 """compress with a masked-LM teacher: DistilBERT's soft targets next to MiniLM's terms."""
 
+# The fixtures teacher_run and positive_corpus come from test_compress: their names are both
+# imported and taken as test arguments.
+# ruff: noqa: F811
+
 import json
 import os
 import shutil
@@ -8,48 +12,19 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from test_classifier_workflows import NEGATIVE, POSITIVE, tiny_masked_base
+from test_classifier_workflows import POSITIVE
+from test_compress import (  # noqa: F401  (the fixtures teacher_run, positive_corpus)
+    SEQUENCE_LENGTH,
+    compress_config,
+    positive_corpus,
+    teacher_run,
+)
 
 from keras_transformer.models import BertBackbone, BertMaskedLM
 from keras_transformer.preprocessing import ClassifierPreprocessor, MaskedLMPreprocessor
 from keras_transformer.text.io import load_tokenizer
 from keras_transformer.text.vocabulary_pruning import prune_vocabulary
 from workflows import classify, compress
-
-SEQUENCE_LENGTH = 16
-
-
-@pytest.fixture(scope="module")
-def teacher_run(tmp_path_factory):
-    corpus_text = "\n".join((POSITIVE + NEGATIVE) * 30)
-    return tiny_masked_base(tmp_path_factory.mktemp("teacher"), corpus_text)
-
-
-@pytest.fixture(scope="module")
-def positive_corpus(tmp_path_factory):
-    path = tmp_path_factory.mktemp("corpus") / "positive.txt"
-    path.write_text("\n".join(f"{t} {i % 3}" for i in range(100) for t in POSITIVE), "utf-8")
-    return str(path)
-
-
-def compress_config(teacher_run, corpus, output_dir, **changes):
-    settings = {
-        "init_from": teacher_run,
-        "corpus": corpus,
-        "student_layers": 1,
-        "sequence_length": SEQUENCE_LENGTH,
-        "batch_size": 4,
-        "steps": 12,
-        "eval_interval": 4,
-        "eval_batches": 2,
-        "learning_rate": 3e-3,
-        "warmup_steps": 2,
-        "similarity_pairs": 50,
-        "output_dir": str(output_dir),
-        "verbose": 0,
-        **changes,
-    }
-    return compress.Config(**settings)
 
 
 @pytest.fixture(scope="module")

@@ -260,9 +260,9 @@ def test_distill_on_two_replicas_matches_one_process(jit_compile, examples):
         import keras
         import numpy as np
         import tensorflow as tf
+        from replica_equality import one_vs_two_replicas
         from test_distill_losses import V, tiny_classifier
 
-        from keras_transformer.training import fit
         from workflows import distill
 
         rng = np.random.default_rng(0)
@@ -274,26 +274,18 @@ def test_distill_on_two_replicas_matches_one_process(jit_compile, examples):
             ({{"token_ids": ids, "padding_mask": mask.astype("int32")}}, labels)
         ).batch(4)
 
-        def trained(strategy):
-            with strategy.scope():
-                teacher = tiny_classifier(num_layers=4, seed=0)
-                student = tiny_classifier(num_layers=2, seed=1)
-                model = distill.Distiller(teacher, student, 0.5, 2.0, 1.0)
-                model.compile(
-                    optimizer=keras.optimizers.SGD(0.1),
-                    metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-                    jit_compile={jit_compile},
-                )
-            start = [np.array(w) for w in student.weights]
-            fit(model, data, epochs=2, verbose=0, strategy=strategy)
-            end = [np.array(w) for w in student.weights]
-            moved = max(float(np.abs(a - b).max()) for a, b in zip(start, end, strict=True))
-            return end, moved
+        def build():
+            teacher = tiny_classifier(num_layers=4, seed=0)
+            student = tiny_classifier(num_layers=2, seed=1)
+            model = distill.Distiller(teacher, student, 0.5, 2.0, 1.0)
+            model.compile(
+                optimizer=keras.optimizers.SGD(0.1),
+                metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+                jit_compile={jit_compile},
+            )
+            return model
 
-        one, moved = trained(tf.distribute.get_strategy())
-        two, _ = trained(tf.distribute.MirroredStrategy(devices))
-        difference = max(float(np.abs(a - b).max()) for a, b in zip(one, two, strict=True))
-        print(json.dumps({{"moved": moved, "difference": difference}}))
+        print(json.dumps(one_vs_two_replicas(build, data, devices, lambda m: m.student.weights)))
     """)
     result = json.loads(result)
     assert result["moved"] > 1e-2  # the student trained: a difference would show

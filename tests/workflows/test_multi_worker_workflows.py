@@ -47,6 +47,29 @@ def relative_difference(a, b):
     return max(float(np.abs(x - y).max()) for x, y in zip(a, b, strict=True)) / scale
 
 
+def run_on_two_workers(workflow, settings, tmp_path):
+    """Runs `python -m workflows <workflow>` as 2 TF_CONFIG workers into `tmp_path/two`."""
+    two = tmp_path / "two"
+    command = [sys.executable, "-m", "workflows", workflow, *flags(settings)]
+    result = launch_workers(
+        [*command, "--output-dir", str(two)],
+        num_workers=2,
+        timeout=300,
+        cwd=ROOT,
+        log_dir=str(tmp_path / "logs"),
+    )
+    assert result.ok, result.summary + "\n" + result.log(0)[-3000:] + result.log(1)[-3000:]
+    assert "worker 1 of 2 (cluster from TF_CONFIG)" in result.log(1)
+    return two
+
+
+def assert_same_weights(model_path, two, name):
+    """The 2-worker run's saved model is within 1e-4 (relative) of the one-process model's."""
+    difference = relative_difference(weights(model_path), weights(two / "model.keras"))
+    print(f"{name}, 2 workers vs 1 process: relative weight difference {difference:.2e}")
+    assert difference < 1e-4
+
+
 def assert_only_chief_files(folder):
     left = sorted(name for name in os.listdir(folder) if name.startswith(".") or name == "backup")
     assert left == [], f"temporary or checkpoint files left behind: {left}"
@@ -74,21 +97,8 @@ def test_pretrain_on_two_workers_matches_one_process(tmp_path):
     settings = gpt_settings(tmp_path, steps=6, eval_interval=3)
     one = pretrain.run(pretrain.Config(output_dir=str(tmp_path / "one"), **settings))
 
-    two = tmp_path / "two"
-    command = [sys.executable, "-m", "workflows", "pretrain", *flags(settings)]
-    result = launch_workers(
-        [*command, "--output-dir", str(two)],
-        num_workers=2,
-        timeout=300,
-        cwd=ROOT,
-        log_dir=str(tmp_path / "logs"),
-    )
-    assert result.ok, result.summary + "\n" + result.log(0)[-3000:] + result.log(1)[-3000:]
-    assert "worker 1 of 2 (cluster from TF_CONFIG)" in result.log(1)
-
-    difference = relative_difference(weights(one.model_path), weights(two / "model.keras"))
-    print(f"pretrain (GPT), 2 workers vs 1 process: relative weight difference {difference:.2e}")
-    assert difference < 1e-4
+    two = run_on_two_workers("pretrain", settings, tmp_path)
+    assert_same_weights(one.model_path, two, "pretrain (GPT)")
     metrics = json.loads((two / "metrics.json").read_text())
     assert metrics["validation_loss"] == pytest.approx(one.metrics["validation_loss"], rel=1e-4)
     history = json.loads((two / "history.json").read_text())
@@ -122,21 +132,8 @@ def test_compress_on_two_workers_matches_one_process(tmp_path):
     }
     one = compress.run(compress.Config(output_dir=str(tmp_path / "one"), **settings))
 
-    two = tmp_path / "two"
-    command = [sys.executable, "-m", "workflows", "compress", *flags(settings)]
-    result = launch_workers(
-        [*command, "--output-dir", str(two)],
-        num_workers=2,
-        timeout=300,
-        cwd=ROOT,
-        log_dir=str(tmp_path / "logs"),
-    )
-    assert result.ok, result.summary + "\n" + result.log(0)[-3000:] + result.log(1)[-3000:]
-    assert "worker 1 of 2 (cluster from TF_CONFIG)" in result.log(1)
-
-    difference = relative_difference(weights(one.model_path), weights(two / "model.keras"))
-    print(f"compress, 2 workers vs 1 process: relative weight difference {difference:.2e}")
-    assert difference < 1e-4
+    two = run_on_two_workers("compress", settings, tmp_path)
+    assert_same_weights(one.model_path, two, "compress")
     assert (two / "vocab.txt").read_text() == (tmp_path / "one" / "vocab.txt").read_text()
     metrics = json.loads((two / "metrics.json").read_text())
     assert metrics["validation_loss"] == pytest.approx(one.metrics["validation_loss"], rel=1e-4)
@@ -221,9 +218,7 @@ def test_transfer_on_two_workers_from_the_workers_flag_matches_one_process(base_
     assert [p.returncode for p in processes] == [0, 0], "\n".join(o[-3000:] for o in outputs)
     assert "worker 1 of 2 (cluster from --workers)" in outputs[1]
 
-    difference = relative_difference(weights(one.model_path), weights(two / "model.keras"))
-    print(f"transfer, 2 workers vs 1 process: relative weight difference {difference:.2e}")
-    assert difference < 1e-4
+    assert_same_weights(one.model_path, two, "transfer")
     metrics = json.loads((two / "metrics.json").read_text())
     assert metrics["test_accuracy"] == pytest.approx(one.metrics["test_accuracy"], abs=1e-6)
     assert_only_chief_files(two)
